@@ -1,0 +1,91 @@
+"""OpenVINO vs PyTorch: the same request on both backends, measured, in the browser.
+
+    python app.py [--models DIR] [--cache-dir DIR] [--device CPU] [--port 7860]
+
+Startup resolves and compiles every OpenVINO model (progress in the log) before the
+app takes requests; the PyTorch baselines load on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import gradio as gr
+
+from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.settings import Settings
+from pipelines.startup import Services, start
+from ui.classification_tab import classification_tab
+from ui.common import failure_banner
+from ui.system_tab import system_tab
+from ui.translation_tab import translation_tab
+
+QUEUE_MAX_SIZE = 64
+HEADER = """# OpenVINO vs PyTorch
+The same request through an OpenVINO-compiled model and its PyTorch original, timed on this machine.
+Pick a backend next to each tab's button: the latency line compares your last run of each."""
+
+
+def coming_soon(name: str) -> None:
+    gr.Markdown(f"🚧 **{name}** is coming soon.")
+
+
+def build_demo(services: Services) -> gr.Blocks:
+    """The Blocks app for ready `services`: one tab per task, then the System tab."""
+    with gr.Blocks(title="OpenVINO vs PyTorch") as demo:
+        gr.Markdown(HEADER)
+        with gr.Tab("Translation"):
+            if services.translator:
+                translation_tab(services.translator)
+            else:
+                gr.Markdown(failure_banner(services.failure_of(TRANSLATION)))
+        with gr.Tab("Classification"):
+            if services.classifier:
+                classification_tab(services.classifier)
+            else:
+                gr.Markdown(failure_banner(services.failure_of(SENTIMENT, ZERO_SHOT)))
+        with gr.Tab("SD-ToMe-INT8"):
+            coming_soon("Stable Diffusion with Token Merging and INT8")
+        with gr.Tab("ControlNet pose"):
+            coming_soon("ControlNet pose")
+        with gr.Tab("System"):
+            system_tab(services)
+    # One request at a time per event: two requests sharing the cores would distort
+    # the very latencies the app exists to show.
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=str, help="folder with OpenVINO IR, one sub-folder per model key")
+    parser.add_argument("--home", type=str, help="where exported and stand-in models are kept")
+    parser.add_argument("--cache-dir", type=str, help="OpenVINO model cache; '' disables it")
+    parser.add_argument("--device", type=str, help="OpenVINO device, default CPU")
+    parser.add_argument("--precision", type=str, help="INFERENCE_PRECISION_HINT: f32, bf16 or f16")
+    parser.add_argument("--threads", type=int, help="PyTorch threads, default all cores")
+    parser.add_argument("--standin-size", choices=["full", "tiny"], help="size of offline stand-ins")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=7860)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(
+        models_dir=args.models,
+        home=args.home,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        standin_size=args.standin_size,
+    )
+    demo = build_demo(start(settings))
+    demo.launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

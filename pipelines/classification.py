@@ -1,0 +1,126 @@
+"""Sentiment (SST-2 MiniLM) and zero-shot classification (all-MiniLM-L6-v2 embeddings).
+
+Zero-shot compares the text's sentence embedding with one embedding per label,
+written into a hypothesis ("This text is about {label}."). Cosine similarities
+become scores with a softmax at scale 20, the temperature all-MiniLM-L6-v2 was
+trained with (MultipleNegativesRankingLoss), so scores sum to 1 over the labels.
+Inputs are padded to the registry's static shape, identical for both backends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models import Backend, DualModel, check_text
+
+SIMILARITY_SCALE = 20.0
+MAX_LABEL_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Classification:
+    scores: dict[str, float]
+    mode: str  # "sentiment" or "zero-shot"
+    truncated: bool
+    latency_ms: float
+    timing: dict
+
+
+def parse_labels(labels: str | list[str] | None, max_labels: int) -> list[str]:
+    """Comma-separated labels -> list; [] means sentiment. Raises ValueError on bad lists."""
+    if labels is None or (isinstance(labels, str) and not labels.strip()) or (isinstance(labels, list) and not labels):
+        return []
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    elif not isinstance(labels, list):
+        raise ValueError(f"Labels must be comma-separated text, got {type(labels).__name__}.")
+    parts = [str(label).strip() for label in labels]
+    if not any(parts):
+        raise ValueError("The labels are empty: type at least two labels separated by commas, or none for sentiment.")
+    if "" in parts:
+        raise ValueError("One of the labels is empty (two commas in a row?): remove the extra comma.")
+    if len(parts) < 2:
+        raise ValueError(f"Zero-shot needs at least two labels to choose between; got only {parts[0]!r}.")
+    if len(parts) > max_labels:
+        raise ValueError(f"Too many labels ({len(parts)}); use at most {max_labels}.")
+    if too_long := [p for p in parts if len(p) > MAX_LABEL_CHARS]:
+        raise ValueError(f"Label {too_long[0][:20]!r}... is longer than {MAX_LABEL_CHARS} characters.")
+    lowered = [p.lower() for p in parts]
+    if dupes := sorted({p for p in parts if lowered.count(p.lower()) > 1}):
+        raise ValueError(f"Duplicate label {dupes[0]!r}: give each label once.")
+    return parts
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class Classifier:
+    """No labels: sentiment. Two or more labels: zero-shot over them."""
+
+    def __init__(self, sentiment: DualModel, embedder: DualModel):
+        self.sentiment = sentiment
+        self.embedder = embedder
+        self.max_labels = embedder.spec.defaults.get("max_labels", 10)
+        self.hypothesis = embedder.spec.defaults.get("hypothesis", "{}")
+
+    def model_for(self, labels: str | list[str] | None) -> DualModel:
+        """The model a request with these labels runs on (raises ValueError on bad labels)."""
+        return self.embedder if parse_labels(labels, self.max_labels) else self.sentiment
+
+    def __call__(
+        self, text: str, labels: str | list[str] | None = None, backend: Backend | str = Backend.OPENVINO
+    ) -> Classification:
+        text = check_text(text, "classify")
+        backend = Backend.parse(backend)
+        parsed = parse_labels(labels, self.max_labels)
+        dual = self.embedder if parsed else self.sentiment
+        model = dual.model(backend)  # loads PyTorch outside the timed region
+        with dual.lock:
+            start = time.perf_counter()
+            if parsed:
+                scores, truncated = self._zero_shot(model, text, parsed)
+            else:
+                scores, truncated = self._sentiment(model, text)
+            latency_ms = (time.perf_counter() - start) * 1000
+        mode = "zero-shot" if parsed else "sentiment"
+        timing = dual.timing(backend, latency_ms, task=mode, truncated=truncated)
+        return Classification(scores, mode, truncated, latency_ms, timing)
+
+    @staticmethod
+    def _encode(dual: DualModel, text: str):
+        seq_len = dual.spec.static_shape[1]
+        enc = dual.tokenizer(text, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
+        truncated = len(dual.tokenizer(text).input_ids) > seq_len
+        return enc, truncated
+
+    def _sentiment(self, model, text: str) -> tuple[dict[str, float], bool]:
+        import torch
+
+        enc, truncated = self._encode(self.sentiment, text)
+        with torch.inference_mode():
+            logits = model(**enc).logits[0].float().numpy()
+        probs = _softmax(logits)
+        id2label = self.sentiment.ov.config.id2label
+        return {id2label[i]: float(p) for i, p in enumerate(probs)}, truncated
+
+    def _embed(self, model, text: str) -> tuple[np.ndarray, bool]:
+        """Mean-pooled, L2-normalised sentence embedding (sentence-transformers' recipe)."""
+        import torch
+
+        enc, truncated = self._encode(self.embedder, text)
+        with torch.inference_mode():
+            hidden = model(**enc).last_hidden_state[0].float().numpy()
+        mask = enc.attention_mask[0].numpy()[:, None].astype(np.float32)
+        pooled = (hidden * mask).sum(0) / max(mask.sum(), 1.0)
+        return pooled / max(np.linalg.norm(pooled), 1e-12), truncated
+
+    def _zero_shot(self, model, text: str, labels: list[str]) -> tuple[dict[str, float], bool]:
+        query, truncated = self._embed(model, text)
+        keys = np.stack([self._embed(model, self.hypothesis.format(label))[0] for label in labels])
+        probs = _softmax(SIMILARITY_SCALE * keys @ query)
+        return {label: float(p) for label, p in zip(labels, probs)}, truncated

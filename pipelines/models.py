@@ -1,0 +1,120 @@
+"""One model on two backends: OpenVINO (compiled at startup) and PyTorch (loaded on first use).
+
+The OpenVINO classes of optimum-intel keep the transformers `forward`/`generate`
+signatures, so the task code is written once and the backend is a swap of the
+model object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from enum import Enum
+
+from .export import ov_model_class, torch_model_class
+from .resolve import ResolvedModel
+from .runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+MAX_TEXT_CHARS = 10_000
+"""Longer text is refused before tokenization; text within it but beyond a model's
+token limit is truncated and the result says so."""
+
+
+def check_text(text: object, action: str) -> str:
+    """Stripped `text`, or ValueError with a sentence a person can act on."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"The text is empty: type a sentence to {action}.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"The text is {len(text):,} characters long; shorten it to at most {MAX_TEXT_CHARS:,}.")
+    return text.strip()
+
+
+class Backend(str, Enum):
+    OPENVINO = "OpenVINO"
+    PYTORCH = "PyTorch"
+
+    @classmethod
+    def parse(cls, value: str | Backend) -> Backend:
+        for backend in cls:
+            if value == backend or str(value).strip().lower() == backend.value.lower():
+                return backend
+        raise ValueError(f"unknown backend {value!r}; choose one of {[b.value for b in cls]}")
+
+
+class DualModel:
+    """A resolved model: the OpenVINO IR compiled now, its PyTorch original on demand.
+
+    `lock` serialises inference: an optimum model owns a single infer request, and two
+    requests on two cores only slow each other down.
+    """
+
+    def __init__(self, resolved: ResolvedModel, runtime: Runtime):
+        from transformers import AutoTokenizer
+
+        self.resolved = resolved
+        self.spec = resolved.spec
+        self.lock = threading.Lock()
+        self._torch = None
+        self._torch_lock = threading.Lock()
+        self._threads = runtime.settings.threads
+        self.tokenizer = AutoTokenizer.from_pretrained(resolved.ir_dir)
+        self.ov = runtime.compile(self.spec.key, self._load_ov(runtime), lambda model: model.compile())
+
+    def _load_ov(self, runtime: Runtime):
+        def load():
+            model = ov_model_class(self.spec.task).from_pretrained(
+                self.resolved.ir_dir,
+                device=runtime.settings.device,
+                ov_config=runtime.ov_config(),
+                compile=False,
+            )
+            if self.spec.static_shape:
+                model.reshape(*self.spec.static_shape)
+            return model
+
+        return load
+
+    @property
+    def torch_loaded(self) -> bool:
+        return self._torch is not None
+
+    def torch(self):
+        """The PyTorch fp32 model, loaded once on first use."""
+        with self._torch_lock:
+            if self._torch is None:
+                import torch
+
+                torch.set_num_threads(self._threads)
+                logger.info("loading PyTorch baseline of %s from %s", self.spec.key, self.resolved.torch_ref)
+                try:
+                    model = torch_model_class(self.spec.task).from_pretrained(
+                        self.resolved.torch_ref, dtype=torch.float32
+                    )
+                except OSError as exc:
+                    raise RuntimeError(
+                        f"The PyTorch baseline of {self.spec.title} could not be loaded from "
+                        f"{self.resolved.torch_ref}: {exc}"
+                    ) from exc
+                self._torch = model.eval()
+            return self._torch
+
+    def model(self, backend: Backend):
+        return self.ov if backend is Backend.OPENVINO else self.torch()
+
+    def label(self, backend: Backend) -> str:
+        return f"OpenVINO {self.spec.precision_label}" if backend is Backend.OPENVINO else "PyTorch fp32"
+
+    def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
+        """The timing dict every endpoint returns."""
+        return {
+            "backend": backend.value,
+            "precision": self.label(backend),
+            "latency_ms": round(latency_ms, 3),
+            "model": self.spec.title,
+            "model_source": self.resolved.source.value,
+            "standin": self.resolved.is_standin,
+            **extra,
+        }

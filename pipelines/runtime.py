@@ -1,0 +1,100 @@
+"""The one place that knows OpenVINO settings: device, model cache, hints, and what
+each compile cost."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileRecord:
+    name: str
+    load_s: float
+    compile_s: float
+    cache_hit: bool | None
+    """True when every compiled part came from the model cache; None when caching is off."""
+
+
+def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
+    """(name, size, mtime) of every cache file: a blob written again counts as new."""
+    if cache_dir is None or not cache_dir.is_dir():
+        return set()
+    return {(p.name, st.st_size, st.st_mtime_ns) for p in cache_dir.rglob("*") if p.is_file() for st in [p.stat()]}
+
+
+class Runtime:
+    """`ov.Core` configuration from `Settings`, shared by every model of the app."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.records: dict[str, CompileRecord] = {}
+        self.cache_dir = self._usable_cache_dir(settings.cache_dir)
+
+    @staticmethod
+    def _usable_cache_dir(cache_dir: Path | None) -> Path | None:
+        if cache_dir is None:
+            return None
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            probe = cache_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            logger.warning("Model cache %s is not writable (%s): compiling without a cache.", cache_dir, exc)
+            return None
+        return cache_dir
+
+    @cached_property
+    def core(self):
+        import openvino as ov
+
+        return ov.Core()
+
+    def ov_config(self) -> dict[str, str]:
+        """Properties passed to every `compile_model` (and to optimum's `ov_config`)."""
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            # optimum only sets CACHE_DIR by itself for GPU; an empty string disables caching.
+            "CACHE_DIR": str(self.cache_dir) if self.cache_dir else "",
+        }
+        if self.settings.precision:
+            config["INFERENCE_PRECISION_HINT"] = self.settings.precision.lower()
+        return config
+
+    def devices(self) -> dict[str, str]:
+        """Available devices and their full names, e.g. {"CPU": "Intel(R) Xeon(R) ..."}."""
+        return {d: self.core.get_property(d, "FULL_DEVICE_NAME") for d in self.core.available_devices}
+
+    def compile(self, name: str, load: Callable[[], object], compile: Callable[[object], None]):
+        """Load a model with `load()`, compile it with `compile(model)`, and record both timings.
+
+        A cache hit is read from the cache folder: a compile that writes no new blob was
+        served from it.
+        """
+        t0 = time.perf_counter()
+        model = load()
+        t1 = time.perf_counter()
+        before = _cache_files(self.cache_dir)
+        compile(model)
+        t2 = time.perf_counter()
+        hit = None if self.cache_dir is None else not (_cache_files(self.cache_dir) - before)
+        record = CompileRecord(name=name, load_s=t1 - t0, compile_s=t2 - t1, cache_hit=hit)
+        self.records[name] = record
+        logger.info(
+            "compiled %s on %s in %.2f s (load %.2f s, cache %s)",
+            name,
+            self.settings.device,
+            record.compile_s,
+            record.load_s,
+            {None: "off", True: "hit", False: "miss"}[hit],
+        )
+        return model

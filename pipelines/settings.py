@@ -1,0 +1,83 @@
+"""Runtime configuration, read once from the environment (and `app.py` flags).
+
+Every knob of the app lives here, so the rest of the code receives a `Settings`
+value instead of reading the environment itself.
+
+| variable                 | flag           | meaning                                                         |
+|--------------------------|----------------|-----------------------------------------------------------------|
+| `OVDEMO_MODELS`          | `--models`     | folder with ready OpenVINO IR, one sub-folder per registry key  |
+| `OVDEMO_HOME`            | `--home`       | where exported and stand-in models are kept                     |
+| `OVDEMO_CACHE_DIR`       | `--cache-dir`  | OpenVINO model cache; empty string disables it                  |
+| `OVDEMO_DEVICE`          | `--device`     | OpenVINO device (default `CPU`)                                 |
+| `OVDEMO_PRECISION`       | `--precision`  | `INFERENCE_PRECISION_HINT` (`f32`, `bf16`, `f16`); unset = auto |
+| `OVDEMO_THREADS`         | `--threads`    | threads for PyTorch (default: all cores)                        |
+| `OVDEMO_STANDIN_SIZE`    | `--standin-size` | `full` (real architecture) or `tiny` (for tests)              |
+| `OVDEMO_HUB_TIMEOUT`     |                | seconds to wait for the Hub before using stand-ins (default 3)  |
+
+`HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+StandinSize = Literal["full", "tiny"]
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ov-vs-pytorch"
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path | None = None
+    home: Path = _user_cache() / "models"
+    cache_dir: Path | None = _user_cache() / "ov_cache"
+    device: str = "CPU"
+    precision: str | None = None
+    threads: int = os.cpu_count() or 1
+    standin_size: StandinSize = "full"
+    hub_timeout: float = 3.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        """Settings from `OVDEMO_*` variables; keyword overrides (from flags) win when not None."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        if env.get("OVDEMO_MODELS"):
+            values["models_dir"] = Path(env["OVDEMO_MODELS"])
+        if env.get("OVDEMO_HOME"):
+            values["home"] = Path(env["OVDEMO_HOME"])
+        if "OVDEMO_CACHE_DIR" in env:
+            values["cache_dir"] = Path(env["OVDEMO_CACHE_DIR"]) if env["OVDEMO_CACHE_DIR"] else None
+        if env.get("OVDEMO_DEVICE"):
+            values["device"] = env["OVDEMO_DEVICE"]
+        if env.get("OVDEMO_PRECISION"):
+            values["precision"] = env["OVDEMO_PRECISION"]
+        if env.get("OVDEMO_THREADS"):
+            values["threads"] = int(env["OVDEMO_THREADS"])
+        if env.get("OVDEMO_STANDIN_SIZE"):
+            values["standin_size"] = env["OVDEMO_STANDIN_SIZE"]
+        if env.get("OVDEMO_HUB_TIMEOUT"):
+            values["hub_timeout"] = float(env["OVDEMO_HUB_TIMEOUT"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "cache_dir" in overrides and overrides["cache_dir"] == "":
+            values["cache_dir"] = None
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        if self.standin_size not in ("full", "tiny"):
+            raise ValueError(f"standin_size must be 'full' or 'tiny', got {self.standin_size!r}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):
+            raise ValueError(f"precision must be f32, bf16 or f16, got {self.precision!r}")
+        coerce = {
+            k: Path(v)
+            for k, v in (("models_dir", self.models_dir), ("home", self.home), ("cache_dir", self.cache_dir))
+            if isinstance(v, str)
+        }
+        return replace(self, **coerce) if coerce else self

@@ -1,0 +1,100 @@
+"""Pieces every tab shares: error handling, the stand-in banner, the latency line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+
+import gradio as gr
+
+from pipelines.models import Backend, DualModel
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = [b.value for b in Backend]
+
+
+def handle_errors(action: str):
+    """Turn pipeline errors into `gr.Error`s a person can act on; never a traceback.
+
+    `ValueError` carries a sentence written for the user. Anything else is logged with
+    its traceback on the server and reported as a failure to retry.
+    """
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except ValueError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            except Exception as exc:
+                logger.exception("%s failed", action)
+                raise gr.Error(
+                    f"{action} failed ({type(exc).__name__}). Try again; if it keeps failing, "
+                    "the server log has the details.",
+                    print_exception=False,
+                ) from None
+
+        return run
+
+    return wrap
+
+
+def whole_number(value: object, name: str, low: int, high: int) -> int:
+    """An int from a UI/API number, or ValueError naming the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    if value != int(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return int(value)
+
+
+def announce_torch_load(dual: DualModel, backend: str) -> None:
+    """A visible note when this request is the one that loads the PyTorch baseline."""
+    if Backend.parse(backend) is Backend.PYTORCH and not dual.torch_loaded:
+        gr.Info(f"Loading the PyTorch baseline of {dual.spec.title} (first use only); this request takes longer.")
+
+
+def standin_banner(*duals: DualModel) -> str:
+    """Markdown warning naming every stand-in model of a tab; empty when all are real."""
+    standins = [d for d in duals if d.resolved.is_standin]
+    if not standins:
+        return ""
+    names = ", ".join(f"**{d.spec.title}** ({d.resolved.detail})" for d in standins)
+    return (
+        f"⚠️ **Stand-in model.** {names}: the real model could not be downloaded, so this tab runs "
+        "the same architecture with random weights. **Its outputs are meaningless; its latencies are real.**"
+    )
+
+
+def failure_banner(message: str) -> str:
+    return f"⛔ {message} This tab is unavailable; the server log says why. The other tabs work."
+
+
+def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
+    """'OpenVINO INT8 4.1 ms · PyTorch fp32 15.8 ms · 3.9× faster', from this request and the
+    last request of the other backend of the same kind (kept per browser session)."""
+    kind = timing.get("task", "default")
+    runs = {**history.get(kind, {}), timing["backend"]: (timing["precision"], timing["latency_ms"])}
+    history = {**history, kind: runs}
+    ov, pt = runs.get(Backend.OPENVINO.value), runs.get(Backend.PYTORCH.value)
+    this = f"**{timing['precision']} {timing['latency_ms']:.1f} ms**"
+    if ov and pt:
+        ov_part, pt_part = f"{ov[0]} {ov[1]:.1f} ms", f"{pt[0]} {pt[1]:.1f} ms"
+        if timing["backend"] == Backend.OPENVINO.value:
+            ov_part = this
+        else:
+            pt_part = this
+        ratio = pt[1] / ov[1] if ov[1] > 0 else float("inf")
+        verdict = f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower"
+        line = f"{ov_part} · {pt_part} · OpenVINO {verdict}"
+    else:
+        other = Backend.PYTORCH.value if timing["backend"] == Backend.OPENVINO.value else Backend.OPENVINO.value
+        line = f"{this} · switch to {other} and run again to compare"
+    if timing.get("truncated"):
+        line += "  \n✂️ The input was longer than the model accepts and was truncated."
+    return line, history
