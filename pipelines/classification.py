@@ -123,4 +123,4 @@ class Classifier:
         query, truncated = self._embed(model, text)
         keys = np.stack([self._embed(model, self.hypothesis.format(label))[0] for label in labels])
         probs = _softmax(SIMILARITY_SCALE * keys @ query)
-        return {label: float(p) for label, p in zip(labels, probs)}, truncated
+        return {label: float(p) for label, p in zip(labels, probs, strict=True)}, truncated

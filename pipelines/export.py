@@ -81,9 +81,7 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
         source,
         export=True,
         compile=False,
-        quantization_config=OVWeightQuantizationConfig(bits=8)
-        if quantization is Quantization.INT8_WEIGHTS
-        else None,
+        quantization_config=OVWeightQuantizationConfig(bits=8) if quantization is Quantization.INT8_WEIGHTS else None,
     )
     if quantization is Quantization.INT8:
         seq_len = spec.static_shape[1] if spec.static_shape else 128

@@ -68,6 +68,9 @@ class Runtime:
         }
         if self.settings.precision:
             config["INFERENCE_PRECISION_HINT"] = self.settings.precision.lower()
+            if config["INFERENCE_PRECISION_HINT"] == "f32":
+                # The CPU plugin keeps the KV cache in f16 unless told otherwise.
+                config["KV_CACHE_PRECISION"] = "f32"
         return config
 
     def devices(self) -> dict[str, str]:

@@ -91,9 +91,7 @@ def build_minilm_sst2(size: StandinSize, out_dir: Path) -> None:
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    config = _minilm_config(
-        size, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1}
-    )
+    config = _minilm_config(size, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
     torch.manual_seed(SEED)
     BertForSequenceClassification(config).eval().save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(out_dir)

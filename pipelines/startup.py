@@ -57,5 +57,7 @@ def start(settings: Settings, specs: tuple[ModelSpec, ...] = STARTUP_MODELS) -> 
             logger.exception("[%d/%d] %s failed to load", i, len(specs), spec.title)
             services.failures[spec.key] = f"{spec.title} could not be loaded ({type(exc).__name__}: {exc})."
     services.ready_s = time.perf_counter() - t0
-    logger.info("ready in %.1f s (%d models, %d failed)", services.ready_s, len(services.models), len(services.failures))
+    logger.info(
+        "ready in %.1f s (%d models, %d failed)", services.ready_s, len(services.models), len(services.failures)
+    )
     return services

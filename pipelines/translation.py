@@ -43,7 +43,9 @@ class Translator:
         if target_language not in LANGUAGES:
             raise ValueError(f"Unknown target language {target_language!r}; choose one of {list(LANGUAGES)}.")
         if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-            raise ValueError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}.")
+            raise ValueError(
+                f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}."
+            )
 
     def __call__(
         self,

@@ -44,7 +44,5 @@ def classification_tab(classifier: Classifier) -> None:
     gr.Examples(EXAMPLES, [text, labels])
     history = gr.State({})
 
-    event = button.click(
-        classify, [text, labels, backend], [output, timing], api_name="classify"
-    )
+    event = button.click(classify, [text, labels, backend], [output, timing], api_name="classify")
     event.success(latency_line, [timing, history], [latency, history], api_visibility="private")

@@ -43,7 +43,5 @@ def translation_tab(translator: Translator) -> None:
     gr.Examples(EXAMPLES, [text, language])
     history = gr.State({})
 
-    event = button.click(
-        translate, [text, language, backend, max_new], [output, timing], api_name="translate"
-    )
+    event = button.click(translate, [text, language, backend, max_new], [output, timing], api_name="translate")
     event.success(latency_line, [timing, history], [latency, history], api_visibility="private")

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny stand-ins built once per session, offline, in a temporary home."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pipelines.export import export
+from pipelines.models import DualModel
+from pipelines.registry import ModelSpec, Quantization
+from pipelines.runtime import Runtime
+from pipelines.settings import Settings
+from pipelines.startup import Services, start
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    """Tiny stand-ins, f32 precision hint (for comparisons with PyTorch), a fresh cache."""
+    root = tmp_path_factory.mktemp("ovdemo")
+    return Settings(home=root / "home", cache_dir=root / "cache", standin_size="tiny", precision="f32", threads=2)
+
+
+@pytest.fixture(scope="session")
+def services(settings) -> Services:
+    services = start(settings)
+    assert not services.failures, services.failures
+    return services
+
+
+@pytest.fixture(scope="session")
+def fp32_model(services, settings, tmp_path_factory):
+    """`fp32_model(key)`: the same stand-in weights exported without quantization."""
+    built: dict[str, DualModel] = {}
+    runtime = Runtime(dataclasses.replace(settings, cache_dir=None))
+
+    def get(key: str) -> DualModel:
+        if key not in built:
+            resolved = services.models[key].resolved
+            spec: ModelSpec = dataclasses.replace(resolved.spec, quantization=Quantization.NONE)
+            folder = export(spec, resolved.torch_ref, tmp_path_factory.mktemp(key) / "fp32")
+            built[key] = DualModel(dataclasses.replace(resolved, spec=spec, ir_dir=Path(folder)), runtime)
+        return built[key]
+
+    return get

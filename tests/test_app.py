@@ -1,0 +1,79 @@
+"""The app, launched for real and driven through its API with gradio_client."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from app import build_demo
+from ui.common import latency_line
+
+
+@pytest.fixture(scope="module")
+def client(services):
+    demo = build_demo(services)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_api_names_and_order(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/translate", "/classify"}
+    names = lambda ep: [p["parameter_name"] for p in endpoints[ep]["parameters"]]
+    assert names("/translate")[:3] == ["text", "target_language", "backend"]
+    assert names("/classify") == ["text", "labels", "backend"]
+
+
+@pytest.mark.parametrize("backend", ["OpenVINO", "PyTorch"])
+def test_translate(client, backend):
+    text, timing = client.predict("Where is the station?", "German", backend, 4, api_name="/translate")
+    assert isinstance(text, str)
+    assert timing["backend"] == backend and timing["latency_ms"] > 0
+    assert timing["model_source"] == "stand-in (random weights)" and timing["new_tokens"] <= 4
+
+
+@pytest.mark.parametrize("backend", ["OpenVINO", "PyTorch"])
+def test_classify_sentiment_and_zero_shot(client, backend):
+    label, timing = client.predict("What a wonderful film.", "", backend, api_name="/classify")
+    assert {c["label"] for c in label["confidences"]} == {"POSITIVE", "NEGATIVE"}
+    assert timing["task"] == "sentiment" and timing["backend"] == backend
+    label, timing = client.predict("The striker scored twice.", "sports, cooking", backend, api_name="/classify")
+    assert label["label"] == "sports" and timing["model_source"] == "packaged weights, exported locally"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"),
+    [
+        ("/translate", ("   ", "German", "OpenVINO"), "text is empty"),
+        ("/translate", ("Hello", "Klingon", "OpenVINO"), "Unknown target language"),
+        ("/translate", ("Hello", "German", "TensorFlow"), "not in the list of choices"),
+        ("/translate", ("Hello", "German", "OpenVINO", 0), "less than minimum value 1"),
+        ("/translate", ("Hello", "German", "OpenVINO", 2.5), "whole number from 1"),
+        ("/classify", ("", "", "OpenVINO"), "text is empty"),
+        ("/classify", ("Hello", "a, a", "OpenVINO"), "Duplicate label"),
+        ("/classify", ("Hello", "a,,b", "OpenVINO"), "labels is empty"),
+        ("/classify", ("Hello", ",".join(map(str, range(30))), "PyTorch"), "Too many labels"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, endpoint, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=endpoint)
+    label, _ = client.predict("Still serving?", "", "OpenVINO", api_name="/classify")
+    assert label["label"] in {"POSITIVE", "NEGATIVE"}
+
+
+def test_latency_line_compares_the_two_backends():
+    ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 4.0, "task": "sentiment"}
+    pt = {"backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 16.0, "task": "sentiment"}
+    line, history = latency_line(ov, {})
+    assert "OpenVINO INT8 4.0 ms" in line and "switch to PyTorch" in line
+    line, history = latency_line(pt, history)
+    assert "OpenVINO INT8 4.0 ms" in line and "PyTorch fp32 16.0 ms" in line and "4.0× faster" in line
+    line, _ = latency_line({**ov, "latency_ms": 32.0, "truncated": True}, history)
+    assert "2.0× slower" in line and "truncated" in line
+    zero_shot, _ = latency_line({**pt, "task": "zero-shot"}, history)
+    assert "switch to OpenVINO" in zero_shot  # sentiment runs are not compared with zero-shot ones

@@ -1,0 +1,90 @@
+"""Sentiment and zero-shot on OpenVINO vs PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.classification import Classifier, parse_labels
+from pipelines.models import Backend
+from pipelines.registry import SENTIMENT, ZERO_SHOT
+
+TEXT = "I absolutely loved this film; the cast is wonderful."
+# FP32 IR vs PyTorch fp32 under the f32 hint: probabilities agree to float rounding.
+FP32_ATOL = 1e-5
+# Full INT8 (weights and activations) on the random-weight stand-in: probabilities within 0.05.
+INT8_ATOL = 0.05
+
+OBVIOUS = [
+    ("The striker scored twice and the team won the league.", "sports"),
+    ("Whisk the eggs with the sugar, then fold in the flour.", "cooking"),
+    ("The central bank raised interest rates again to fight inflation.", "finance"),
+    ("Parliament voted on the new immigration bill after a heated debate.", "politics"),
+]
+LABELS = "sports, cooking, finance, politics"
+
+
+def _probs(classifier: Classifier, backend: Backend, labels: str = "") -> np.ndarray:
+    return np.array(list(classifier(TEXT, labels, backend).scores.values()))
+
+
+def test_sentiment_fp32_matches_pytorch(fp32_model, services):
+    classifier = Classifier(fp32_model(SENTIMENT.key), services.models[ZERO_SHOT.key])
+    ov, pt = _probs(classifier, Backend.OPENVINO), _probs(classifier, Backend.PYTORCH)
+    np.testing.assert_allclose(ov, pt, atol=FP32_ATOL)
+
+
+def test_sentiment_int8_close_to_pytorch(services):
+    classifier = services.classifier
+    ov, pt = _probs(classifier, Backend.OPENVINO), _probs(classifier, Backend.PYTORCH)
+    np.testing.assert_allclose(ov, pt, atol=INT8_ATOL)
+    assert set(classifier(TEXT, "", "OpenVINO").scores) == {"POSITIVE", "NEGATIVE"}
+
+
+def test_zero_shot_fp32_matches_pytorch(fp32_model, services):
+    classifier = Classifier(services.models[SENTIMENT.key], fp32_model(ZERO_SHOT.key))
+    ov, pt = _probs(classifier, Backend.OPENVINO, LABELS), _probs(classifier, Backend.PYTORCH, LABELS)
+    np.testing.assert_allclose(ov, pt, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize(("text", "expected"), OBVIOUS)
+def test_zero_shot_real_minilm_picks_the_obvious_label(services, backend, text, expected):
+    """all-MiniLM-L6-v2 ships with real weights, so here the answer must be right (INT8 included)."""
+    assert services.models[ZERO_SHOT.key].resolved.source.name == "PACKAGED"
+    result = services.classifier(text, LABELS, backend)
+    assert result.mode == "zero-shot"
+    assert max(result.scores, key=result.scores.get) == expected
+    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_long_text_is_truncated_and_says_so(services):
+    result = services.classifier("wonderful " * 300, "", "OpenVINO")
+    assert result.truncated and result.timing["truncated"] is True
+
+
+def test_parse_labels():
+    assert parse_labels("", 10) == [] and parse_labels(None, 10) == [] and parse_labels([], 10) == []
+    assert parse_labels(" sports ,cooking", 10) == ["sports", "cooking"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (" , , ", "labels are empty"),
+        ("a,,b", "One of the labels is empty"),
+        ("sports", "at least two labels"),
+        ("a, b, A", "Duplicate label"),
+        (",".join(f"l{i}" for i in range(11)), "Too many labels"),
+        ("a, " + "b" * 101, "longer than"),
+        (42, "comma-separated text"),
+    ],
+)
+def test_bad_labels_raise_value_error(services, labels, message):
+    with pytest.raises(ValueError, match=message):
+        services.classifier(TEXT, labels, "OpenVINO")
+
+
+def test_empty_text_raises_value_error(services):
+    with pytest.raises(ValueError, match="text is empty"):
+        services.classifier(" \n ", "", "OpenVINO")

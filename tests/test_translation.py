@@ -1,0 +1,80 @@
+"""T5 on OpenVINO vs PyTorch, on the tiny stand-in (same weights, f32 precision hint)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.models import MAX_TEXT_CHARS, Backend
+from pipelines.registry import TRANSLATION
+from pipelines.translation import Translator
+
+TEXT = "The weather is lovely today, so we are going for a walk by the river."
+# FP32 IR vs PyTorch fp32: the same graph, f32 kernels; differences are summation order.
+FP32_ATOL = 1e-4
+# Weight-only INT8: per-channel weight rounding; first-step logits stay aligned.
+INT8_MIN_COSINE = 0.99
+
+
+def _first_step_logits(dual, backend: Backend) -> np.ndarray:
+    enc = dual.tokenizer("translate English to German: " + TEXT, return_tensors="pt")
+    start = torch.zeros((1, 1), dtype=torch.long)
+    with torch.inference_mode():
+        out = dual.model(backend)(input_ids=enc.input_ids, attention_mask=enc.attention_mask, decoder_input_ids=start)
+    return np.asarray(out.logits[0, -1], dtype=np.float32)
+
+
+def test_fp32_logits_match_pytorch(fp32_model):
+    dual = fp32_model(TRANSLATION.key)
+    ov, pt = _first_step_logits(dual, Backend.OPENVINO), _first_step_logits(dual, Backend.PYTORCH)
+    np.testing.assert_allclose(ov, pt, atol=FP32_ATOL, rtol=0)
+
+
+def test_fp32_generates_the_same_tokens(fp32_model):
+    translator = Translator(fp32_model(TRANSLATION.key))
+    ov = translator(TEXT, "German", Backend.OPENVINO, max_new_tokens=12, min_new_tokens=12)
+    pt = translator(TEXT, "German", Backend.PYTORCH, max_new_tokens=12, min_new_tokens=12)
+    assert ov.new_tokens == pt.new_tokens == 12
+    assert ov.text == pt.text
+
+
+def test_int8_stays_close_to_pytorch(services):
+    dual = services.models[TRANSLATION.key]
+    ov, pt = _first_step_logits(dual, Backend.OPENVINO), _first_step_logits(dual, Backend.PYTORCH)
+    cosine = float(ov @ pt / (np.linalg.norm(ov) * np.linalg.norm(pt)))
+    assert cosine > INT8_MIN_COSINE
+
+
+def test_result_reports_timing_and_source(services):
+    result = services.translator(TEXT, "French", "OpenVINO", max_new_tokens=5, min_new_tokens=5)
+    timing = result.timing
+    assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8"
+    assert timing["latency_ms"] > 0 and timing["new_tokens"] == 5
+    assert timing["model_source"] == "stand-in (random weights)" and timing["standin"] is True
+    assert not result.truncated
+
+
+def test_long_input_is_truncated_and_says_so(services):
+    translator = services.translator
+    long_text = " ".join(["river"] * 2000)[: MAX_TEXT_CHARS - 1]
+    result = translator(long_text, "German", "OpenVINO", max_new_tokens=2)
+    assert result.truncated and result.timing["truncated"] is True
+    assert result.input_tokens == translator.max_input_tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "backend", "max_new", "message"),
+    [
+        ("   ", "German", "OpenVINO", 8, "text is empty"),
+        (None, "German", "OpenVINO", 8, "text is empty"),
+        ("x" * (MAX_TEXT_CHARS + 1), "German", "OpenVINO", 8, "shorten it"),
+        ("Hello", "Klingon", "OpenVINO", 8, "Unknown target language"),
+        ("Hello", "German", "TensorFlow", 8, "unknown backend"),
+        ("Hello", "German", "OpenVINO", 0, "max_new_tokens"),
+        ("Hello", "German", "OpenVINO", 10_000, "max_new_tokens"),
+    ],
+)
+def test_bad_input_raises_value_error(services, text, language, backend, max_new, message):
+    with pytest.raises(ValueError, match=message):
+        services.translator(text, language, backend, max_new_tokens=max_new)
