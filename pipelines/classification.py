@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models import Backend, DualModel, check_text
+from .checks import check_text
+from .models import Backend, DualModel
 
 SIMILARITY_SCALE = 20.0
 MAX_LABEL_CHARS = 100

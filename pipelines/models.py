@@ -18,20 +18,6 @@ from .runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-MAX_TEXT_CHARS = 10_000
-"""Longer text is refused before tokenization; text within it but beyond a model's
-token limit is truncated and the result says so."""
-
-
-def check_text(text: object, action: str) -> str:
-    """Stripped `text`, or ValueError with a sentence a person can act on."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"The text is empty: type a sentence to {action}.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"The text is {len(text):,} characters long; shorten it to at most {MAX_TEXT_CHARS:,}.")
-    return text.strip()
-
-
 class Backend(str, Enum):
     OPENVINO = "OpenVINO"
     PYTORCH = "PyTorch"

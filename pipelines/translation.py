@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .models import Backend, DualModel, check_text
+from .checks import check_text
+from .models import Backend, DualModel
 
 # T5's own task prefixes, from its pre-training mixture.
 LANGUAGES: dict[str, str] = {

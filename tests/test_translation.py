@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.models import MAX_TEXT_CHARS, Backend
+from pipelines.checks import MAX_TEXT_CHARS
+from pipelines.models import Backend
 from pipelines.registry import TRANSLATION
 from pipelines.translation import Translator
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.classification import Classifier
-from pipelines.models import MAX_TEXT_CHARS
 
 from .common import BACKENDS, announce_torch_load, handle_errors, latency_line, standin_banner
 

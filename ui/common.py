@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 
 import gradio as gr
 
@@ -42,15 +41,6 @@ def handle_errors(action: str):
         return run
 
     return wrap
-
-
-def whole_number(value: object, name: str, low: int, high: int) -> int:
-    """An int from a UI/API number, or ValueError naming the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
-    if value != int(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
-    return int(value)
 
 
 def announce_torch_load(dual: DualModel, backend: str) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.models import MAX_TEXT_CHARS
+from pipelines.checks import MAX_TEXT_CHARS, whole_number
 from pipelines.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 
-from .common import BACKENDS, announce_torch_load, handle_errors, latency_line, standin_banner, whole_number
+from .common import BACKENDS, announce_torch_load, handle_errors, latency_line, standin_banner
 
 EXAMPLES = [
     ["The weather is lovely today, so we are going for a walk by the river.", "French"],

@@ -1,0 +1,232 @@
+"""Benchmark: the app's requests on each backend, each configuration in its own process.
+
+    python -m pipelines.bench [--quick] [--workloads classification translation startup] [--out DIR]
+
+Every configuration runs in a fresh process with the same thread count
+(`OMP_NUM_THREADS`, `torch.set_num_threads`, OpenVINO `INFERENCE_NUM_THREADS`) and the
+same inputs; warm-up runs are discarded, then median and p90 of N runs are reported,
+with the process's peak RSS. Models resolve exactly as in the app (full-size stand-ins
+offline, with the real all-MiniLM-L6-v2 where it is packaged). Results go to
+`DIR/bench.json` and `DIR/bench.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# name -> (backend, quantized IR?, INFERENCE_PRECISION_HINT, torch autocast bf16?)
+CONFIGS: dict[str, tuple[str, bool, str | None, bool]] = {
+    "pytorch-fp32": ("PyTorch", False, None, False),
+    "pytorch-bf16": ("PyTorch", False, None, True),
+    "openvino-fp32": ("OpenVINO", False, "f32", False),
+    "openvino-default": ("OpenVINO", False, None, False),
+    "openvino-int8": ("OpenVINO", True, None, False),
+}
+WORKLOADS = ("classification", "translation", "startup")
+SENTENCE = "The weather is lovely today, so we are going for a walk by the river."
+TRANSLATION_TOKENS = 20
+
+
+def _rss() -> dict[str, float]:
+    """Peak and current resident memory of this process, MiB (anonymous vs file-backed)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "RssAnon", "RssFile"):
+            fields[key] = int(value.split()[0]) / 1024
+    return {
+        "peak_rss_mib": fields.get("VmHWM"),
+        "rss_anon_mib": fields.get("RssAnon"),
+        "rss_file_mib": fields.get("RssFile"),
+    }
+
+
+def _settings(config: str, threads: int):
+    from .settings import Settings
+
+    _, _, hint, _ = CONFIGS[config]
+    return Settings.from_env(precision=hint, threads=threads, cache_dir="")
+
+
+def _dual(spec, config: str, threads: int):
+    """The model of `spec` as the app resolves it; FP32 configurations get an unquantized IR."""
+    from .export import export, is_ir_folder
+    from .models import DualModel
+    from .registry import Quantization
+    from .resolve import resolve
+    from .runtime import Runtime
+
+    settings = _settings(config, threads)
+    resolved = resolve(spec, settings)
+    if not CONFIGS[config][1] and CONFIGS[config][0] == "OpenVINO":
+        spec = dataclasses.replace(spec, quantization=Quantization.NONE)
+        folder = resolved.ir_dir.parent / f"{resolved.ir_dir.name}-bench-fp32"
+        if not is_ir_folder(folder):
+            export(spec, resolved.torch_ref, folder)
+        resolved = dataclasses.replace(resolved, spec=spec, ir_dir=folder)
+    runtime = Runtime(settings)
+    config_props = runtime.ov_config()
+    config_props["INFERENCE_NUM_THREADS"] = str(threads)
+    runtime.ov_config = lambda: config_props
+    return DualModel(resolved, runtime)
+
+
+def _time(fn, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def worker(workload: str, config: str, threads: int, warmup: int, runs: int) -> dict:
+    """Run one workload on one configuration in this process; return its figures."""
+    import contextlib
+
+    import torch
+
+    from .classification import Classifier
+    from .registry import SENTIMENT, TRANSLATION
+    from .translation import Translator
+
+    torch.set_num_threads(threads)
+    backend, _, _, autocast = CONFIGS[config]
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    if workload == "classification":
+        dual = _dual(SENTIMENT, config, threads)
+        classifier = Classifier(dual, dual)
+        text = " ".join([SENTENCE] * 8)  # > 128 tokens: the static shape is full
+        run = lambda: classifier(text, "", backend)
+        extra = {"tokens": SENTIMENT.static_shape[1], "source": dual.resolved.source.value}
+    elif workload == "translation":
+        dual = _dual(TRANSLATION, config, threads)
+        translator = Translator(dual)
+        n = TRANSLATION_TOKENS
+        run = lambda: translator(SENTENCE, "German", backend, max_new_tokens=n, min_new_tokens=n)
+        extra = {"new_tokens": n, "source": dual.resolved.source.value}
+    else:
+        raise ValueError(f"unknown workload {workload!r}")
+    with ctx:
+        samples = _time(run, warmup, runs)
+    ordered = sorted(samples)
+    return {
+        "workload": workload,
+        "config": config,
+        "threads": threads,
+        "runs": runs,
+        "median_ms": statistics.median(samples),
+        "p90_ms": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        **extra,
+        **_rss(),
+    }
+
+
+def startup_worker(cache_dir: str) -> dict:
+    """Process start -> every model compiled (as `python app.py` does before serving)."""
+    from .settings import Settings
+    from .startup import start
+
+    services = start(Settings.from_env(cache_dir=cache_dir))
+    hits = [r.cache_hit for r in services.runtime.records.values()]
+    return {"ready_s": time.time() - float(os.environ["BENCH_SPAWNED_AT"]), "cache_hits": hits, **_rss()}
+
+
+def _spawn(args: list[str], threads: int, quick: bool) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_SPAWNED_AT": repr(time.time())}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.bench", "--worker", *args, "--threads", str(threads)]
+        + (["--quick"] if quick else []),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _markdown(results: list[dict]) -> str:
+    lines = []
+    for workload in ("classification", "translation"):
+        rows = [r for r in results if r.get("workload") == workload]
+        if not rows:
+            continue
+        base = next((r["median_ms"] for r in rows if r["config"] == "pytorch-fp32" and "median_ms" in r), None)
+        lines += [
+            f"### {workload}",
+            "| configuration | median ms | p90 ms | vs PyTorch fp32 | peak RSS MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if "error" in r:
+                lines.append(f"| {r['config']} | failed: {r['error']} | | | |")
+                continue
+            ratio = f"{base / r['median_ms']:.2f}×" if base else "-"
+            lines.append(
+                f"| {r['config']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {ratio} | {r['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    starts = [r for r in results if r.get("workload") == "startup"]
+    if starts:
+        lines += ["### time to ready (`python app.py` up to serving)", "| model cache | ready s |", "|---|---|"]
+        lines += [f"| {r['cache']} | {r.get('ready_s', float('nan')):.1f} |" for r in starts]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    warmup, runs = (2, 10) if args.quick else (5, 50)
+
+    if args.worker:
+        if args.worker[0] == "startup":
+            print(json.dumps(startup_worker(args.worker[1])))
+        else:
+            print(json.dumps(worker(args.worker[0], args.worker[1], args.threads, warmup, runs)))
+        return
+
+    results = []
+    for workload in args.workloads:
+        if workload == "startup":
+            cache = Path(tempfile.mkdtemp(prefix="ov-cache-"))
+            _spawn(["startup", ""], args.threads, args.quick)  # models on disk first: only the cache differs
+            for label in ("empty (cold)", "warm (restart)"):
+                results.append(
+                    {"workload": "startup", "cache": label, **_spawn(["startup", str(cache)], args.threads, args.quick)}
+                )
+                print(json.dumps(results[-1]), flush=True)
+            shutil.rmtree(cache, ignore_errors=True)
+            continue
+        for config in args.configs:
+            results.append(
+                {"workload": workload, "config": config, **_spawn([workload, config], args.threads, args.quick)}
+            )
+            print(json.dumps(results[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    (args.out / "bench.md").write_text(_markdown(results) + "\n")
+    print(_markdown(results))
+
+
+if __name__ == "__main__":
+    main()

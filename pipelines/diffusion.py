@@ -1,0 +1,106 @@
+"""What the image tabs share: request checks, seeds, schedulers, prompt length, step timing.
+
+Both image pipelines (Stable Diffusion through optimum-intel, ControlNet through the
+hand-built loop) and both backends take a `DiffusionRequest`, so the same request
+really is the same on OpenVINO and PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from .checks import whole_number
+
+MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 50, 20
+MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 20.0, 7.5
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 1000
+CLIP_MAX_TOKENS = 77
+
+
+@dataclass(frozen=True)
+class DiffusionRequest:
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    seed: int | None = None
+    """None draws a random seed; the one used is returned with the result."""
+
+    def checked(self) -> DiffusionRequest:
+        """This request with a concrete seed, or ValueError quoting the bad value."""
+        for name, text in (("prompt", self.prompt), ("negative prompt", self.negative_prompt)):
+            if not isinstance(text, str):
+                raise ValueError(f"The {name} must be text, got {type(text).__name__}.")
+            if len(text) > MAX_PROMPT_CHARS:
+                raise ValueError(f"The {name} is {len(text):,} characters long; shorten it to {MAX_PROMPT_CHARS:,}.")
+        if not self.prompt.strip():
+            raise ValueError("The prompt is empty: describe the image you want.")
+        steps = whole_number(self.steps, "Steps", MIN_STEPS, MAX_STEPS)
+        guidance = self.guidance_scale
+        if (
+            isinstance(guidance, bool)
+            or not isinstance(guidance, (int, float))
+            or not math.isfinite(guidance)
+            or not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE
+        ):
+            raise ValueError(f"Guidance scale must be from {MIN_GUIDANCE} to {MAX_GUIDANCE}, got {guidance!r}.")
+        seed = secrets.randbelow(MAX_SEED + 1) if self.seed is None else whole_number(self.seed, "Seed", 0, MAX_SEED)
+        return DiffusionRequest(self.prompt.strip(), self.negative_prompt.strip(), steps, float(guidance), seed)
+
+    @property
+    def uses_guidance(self) -> bool:
+        """Classifier-free guidance runs only above 1, as in diffusers."""
+        return self.guidance_scale > 1.0
+
+
+def torch_generator(seed: int):
+    """The CPU `torch.Generator` both backends draw their initial latents from."""
+    import torch
+
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def prompt_is_truncated(tokenizer, prompt: str) -> bool:
+    """Whether CLIP will cut `prompt` (both backends' pipelines truncate to 77 tokens)."""
+    limit = min(getattr(tokenizer, "model_max_length", CLIP_MAX_TOKENS), CLIP_MAX_TOKENS)
+    return len(tokenizer(prompt, truncation=False).input_ids) > limit
+
+
+def make_scheduler(name: str, config: dict):
+    """A diffusers scheduler by class name, from a pipeline's scheduler config."""
+    import diffusers
+
+    cls = getattr(diffusers, name, None)
+    if cls is None or not name.endswith("Scheduler"):
+        raise ValueError(f"Unknown scheduler {name!r}.")
+    return cls.from_config(config)
+
+
+@dataclass
+class StepTimer:
+    """Per-step wall time, fed from a diffusers `callback_on_step_end` or a hand-written loop."""
+
+    started: float = field(default_factory=time.perf_counter)
+    marks: list[float] = field(default_factory=list)
+
+    def step(self) -> None:
+        self.marks.append(time.perf_counter())
+
+    def callback(self, pipe, step, timestep, callback_kwargs):
+        """Signature of diffusers' `callback_on_step_end`."""
+        self.step()
+        return callback_kwargs
+
+    @property
+    def step_ms(self) -> float:
+        """Median step time, ms (the first step's time counts from `started`)."""
+        if not self.marks:
+            return 0.0
+        edges = [self.started, *self.marks]
+        durations = sorted(b - a for a, b in pairwise(edges))
+        return durations[len(durations) // 2] * 1000
