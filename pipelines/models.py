@@ -1,8 +1,8 @@
 """One model on two backends: OpenVINO (compiled at startup) and PyTorch (loaded on first use).
 
-The OpenVINO classes of optimum-intel keep the transformers `forward`/`generate`
-signatures, so the task code is written once and the backend is a swap of the
-model object.
+The OpenVINO classes of optimum-intel (and `OVT5Greedy`) keep the transformers
+`forward`/`generate` signatures, so the task code is written once and the backend is
+a swap of the model object.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 from enum import Enum
 
 from .export import ov_model_class, torch_model_class
+from .registry import Task
 from .resolve import ResolvedModel
 from .runtime import Runtime
 
@@ -28,6 +29,15 @@ class Backend(str, Enum):
             if value == backend or str(value).strip().lower() == backend.value.lower():
                 return backend
         raise ValueError(f"unknown backend {value!r}; choose one of {[b.value for b in cls]}")
+
+
+def serving_class(task: Task):
+    """The class that serves an exported IR folder: optimum's, except for T5's lean decode loop."""
+    if task is Task.TRANSLATION:
+        from .t5_openvino import OVT5Greedy
+
+        return OVT5Greedy
+    return ov_model_class(task)
 
 
 class DualModel:
@@ -51,7 +61,7 @@ class DualModel:
 
     def _load_ov(self, runtime: Runtime):
         def load():
-            model = ov_model_class(self.spec.task).from_pretrained(
+            model = serving_class(self.spec.task).from_pretrained(
                 self.resolved.ir_dir,
                 device=runtime.settings.device,
                 ov_config=runtime.ov_config(),

@@ -23,7 +23,8 @@ def _first_step_logits(dual, backend: Backend) -> np.ndarray:
     start = torch.zeros((1, 1), dtype=torch.long)
     with torch.inference_mode():
         out = dual.model(backend)(input_ids=enc.input_ids, attention_mask=enc.attention_mask, decoder_input_ids=start)
-    return np.asarray(out.logits[0, -1], dtype=np.float32)
+    logits = out if backend is Backend.OPENVINO else out.logits.numpy()
+    return np.asarray(logits[0, -1], dtype=np.float32)
 
 
 def test_fp32_logits_match_pytorch(fp32_model):
@@ -45,6 +46,29 @@ def test_int8_stays_close_to_pytorch(services):
     ov, pt = _first_step_logits(dual, Backend.OPENVINO), _first_step_logits(dual, Backend.PYTORCH)
     cosine = float(ov @ pt / (np.linalg.norm(ov) * np.linalg.norm(pt)))
     assert cosine > INT8_MIN_COSINE
+
+
+def test_lean_loop_matches_optimum_generate(services):
+    """The app's decode loop gives exactly the tokens of optimum-intel's generate() on the same INT8 IR."""
+    from optimum.intel import OVModelForSeq2SeqLM
+
+    dual = services.models[TRANSLATION.key]
+    reference = OVModelForSeq2SeqLM.from_pretrained(dual.resolved.ir_dir, ov_config=dual.ov.ov_config)
+    for text, min_new in ((TEXT, 0), ("Where is the station?", 6), ("Good morning.", 16)):
+        enc = dual.tokenizer("translate English to French: " + text, return_tensors="pt")
+        kwargs = {"max_new_tokens": 16, "min_new_tokens": min_new, "do_sample": False, "num_beams": 1}
+        expected = reference.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, **kwargs)
+        actual = dual.ov.generate(enc.input_ids, enc.attention_mask, **kwargs)
+        assert actual.tolist() == expected.tolist()
+
+
+def test_lean_loop_refuses_what_it_does_not_do(services):
+    dual = services.models[TRANSLATION.key]
+    enc = dual.tokenizer(["a", "b"], return_tensors="np")
+    with pytest.raises(ValueError, match="greedily"):
+        dual.ov.generate(enc.input_ids[:1], enc.attention_mask[:1], max_new_tokens=2, num_beams=4)
+    with pytest.raises(ValueError, match="one sequence at a time"):
+        dual.ov.generate(enc.input_ids, enc.attention_mask, max_new_tokens=2)
 
 
 def test_result_reports_timing_and_source(services):

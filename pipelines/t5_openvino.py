@@ -1,0 +1,106 @@
+"""Greedy T5 decoding straight on OpenVINO infer requests.
+
+optimum-intel's `OVModelForSeq2SeqLM.generate()` goes through transformers'
+generation loop, whose per-token Python work (logits processors, stopping criteria,
+cache bookkeeping, torch <-> numpy copies) costs more than the t5-small decoder step
+itself on a CPU. No library offers a lean seq2seq loop for an OpenVINO T5 (OpenVINO
+GenAI has none for encoder-decoder text models), so this one is written here: encoder
+once, then the stateful decoder (KV cache inside the model, exported by optimum)
+one token at a time, argmax in numpy. It produces exactly the tokens of greedy
+`generate()` with the same `max_new_tokens` / `min_new_tokens` (tests check this).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ENCODER, DECODER = "openvino_encoder_model.xml", "openvino_decoder_model.xml"
+
+
+class OVT5Greedy:
+    """An exported T5 IR folder, served with a greedy decode loop.
+
+    Loads like an optimum model (`from_pretrained(folder, device=, ov_config=)`, then
+    `compile()`), and decodes with `generate(input_ids, attention_mask, max_new_tokens,
+    min_new_tokens)`, returning the decoder start token followed by the new tokens, as
+    transformers does. One instance serves one request at a time (the caller locks).
+    """
+
+    def __init__(self, folder: Path, device: str, ov_config: dict[str, str]):
+        import openvino as ov
+        from transformers import AutoConfig
+
+        self.folder = Path(folder)
+        self.config = AutoConfig.from_pretrained(self.folder)
+        self.device, self.ov_config = device, ov_config
+        self._core = ov.Core()
+        self.encoder_model = self._core.read_model(self.folder / ENCODER)
+        self.decoder_model = self._core.read_model(self.folder / DECODER)
+        if not self.decoder_model.get_sinks():
+            raise ValueError(f"{self.folder / DECODER} is not a stateful decoder; export it again with optimum-intel.")
+        self._encoder = self._decoder = None
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "CPU", ov_config: dict | None = None, compile: bool = True):
+        model = cls(folder, device, ov_config or {})
+        if compile:
+            model.compile()
+        return model
+
+    def compile(self) -> None:
+        if self._encoder is None:
+            compile_model = self._core.compile_model
+            self._encoder = compile_model(self.encoder_model, self.device, self.ov_config).create_infer_request()
+            self._decoder = compile_model(self.decoder_model, self.device, self.ov_config).create_infer_request()
+
+    def _encode(self, input_ids, attention_mask) -> tuple[np.ndarray, np.ndarray]:
+        input_ids, attention_mask = np.asarray(input_ids, np.int64), np.asarray(attention_mask, np.int64)
+        if input_ids.shape[0] != 1:
+            raise ValueError(f"OVT5Greedy decodes one sequence at a time, got a batch of {input_ids.shape[0]}.")
+        self.compile()
+        hidden = self._encoder.infer({"input_ids": input_ids, "attention_mask": attention_mask})[0]
+        self._decoder.reset_state()
+        return hidden, attention_mask
+
+    def _decode(self, hidden, attention_mask, decoder_input_ids) -> np.ndarray:
+        """Feed `decoder_input_ids` after what the state holds; logits of every position fed."""
+        self._decoder.infer(
+            {
+                "input_ids": np.asarray(decoder_input_ids, np.int64),
+                "encoder_hidden_states": hidden,
+                "encoder_attention_mask": attention_mask,
+                "beam_idx": np.zeros(1, dtype=np.int32),
+            }
+        )
+        return self._decoder.get_output_tensor(0).data
+
+    def __call__(self, input_ids, attention_mask, decoder_input_ids) -> np.ndarray:
+        """Logits for a whole decoder prefix at once, as a transformers forward pass returns them."""
+        hidden, attention_mask = self._encode(input_ids, attention_mask)
+        return self._decode(hidden, attention_mask, decoder_input_ids).copy()
+
+    def generate(
+        self,
+        input_ids,
+        attention_mask,
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        do_sample: bool = False,
+        num_beams: int = 1,
+    ) -> np.ndarray:
+        if do_sample or num_beams != 1:
+            raise ValueError("OVT5Greedy decodes greedily: do_sample=False and num_beams=1 only.")
+        eos = self.config.eos_token_id
+        hidden, attention_mask = self._encode(input_ids, attention_mask)
+        tokens = [self.config.decoder_start_token_id]
+        for n in range(max_new_tokens):
+            logits = self._decode(hidden, attention_mask, [[tokens[-1]]])[0, -1]
+            if n < min_new_tokens:  # transformers' MinNewTokensLengthLogitsProcessor
+                logits = logits.copy()
+                logits[eos] = -np.inf
+            tokens.append(int(logits.argmax()))
+            if tokens[-1] == eos:
+                break
+        return np.array([tokens], dtype=np.int64)
