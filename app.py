@@ -31,7 +31,7 @@ def coming_soon(name: str) -> None:
     gr.Markdown(f"🚧 **{name}** is coming soon.")
 
 
-def build_demo(services: Services) -> gr.Blocks:
+def build_demo(services: Services, queue_max_size: int = QUEUE_MAX_SIZE) -> gr.Blocks:
     """The Blocks app for ready `services`: one tab per task, then the System tab."""
     with gr.Blocks(title="OpenVINO vs PyTorch") as demo:
         gr.Markdown(HEADER)
@@ -53,7 +53,7 @@ def build_demo(services: Services) -> gr.Blocks:
             system_tab(services)
     # One request at a time per event: two requests sharing the cores would distort
     # the very latencies the app exists to show.
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    demo.queue(max_size=queue_max_size, default_concurrency_limit=1)
     return demo
 
 

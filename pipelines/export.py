@@ -40,7 +40,23 @@ def torch_model_class(task: Task):
 
 
 def is_ir_folder(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("openvino*model*.xml"))
+    return path.is_dir() and any(path.rglob("openvino*model*.xml"))
+
+
+def missing_ir_files(path: Path) -> list[str]:
+    """Files an IR folder needs but lacks: each model's .bin, and its config."""
+    missing = [
+        str(xml.with_suffix(".bin").relative_to(path))
+        for xml in sorted(path.rglob("openvino*model*.xml"))
+        if not xml.with_suffix(".bin").is_file()
+    ]
+    if not (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        missing.append("config.json")
+    return missing
+
+
+def is_complete_ir_folder(path: Path) -> bool:
+    return is_ir_folder(path) and not missing_ir_files(path)
 
 
 def _quantize_activations(ov_model, tokenizer, seq_len: int):

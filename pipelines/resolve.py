@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import standins
-from .export import export, is_ir_folder
+from .export import export, is_complete_ir_folder, is_ir_folder, missing_ir_files
 from .registry import ModelSpec
 from .settings import Settings
 
@@ -104,6 +104,11 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     if not is_ir_folder(folder):
         logger.info("%s: no OpenVINO IR in %s", spec.key, folder)
         return None
+    if missing := missing_ir_files(folder):
+        raise ValueError(
+            f"The model folder {folder} is missing {', '.join(missing)}. Copy the complete OpenVINO IR folder "
+            f"there, or remove {folder} to let the app fetch {spec.torch_repo} instead."
+        )
     baseline = folder / "pytorch"
     return ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
 
@@ -112,7 +117,7 @@ def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     if spec.ov_repo and (path := hub_snapshot(spec.ov_repo, settings)) is not None:
         return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, spec.ov_repo)
     exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
-    if is_ir_folder(exported):
+    if is_complete_ir_folder(exported):
         return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
     if (path := hub_snapshot(spec.torch_repo, settings)) is None:
         return None
@@ -123,14 +128,14 @@ def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
 def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     if spec.packaged and (weights := _packaged_path(spec.packaged)) is not None:
         folder = settings.home / "packaged" / f"{spec.key}-{spec.quantization.value}"
-        if not is_ir_folder(folder):
+        if not is_complete_ir_folder(folder):
             export(spec, weights, folder)
         return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
     root = settings.home / "standins" / settings.standin_size / spec.key
     weights, folder = root / "pytorch", root / f"openvino-{spec.quantization.value}"
     if not (weights / "config.json").is_file():
         standins.build(spec.standin, settings.standin_size, weights)
-    if not is_ir_folder(folder):
+    if not is_complete_ir_folder(folder):
         export(spec, weights, folder)
     return ResolvedModel(
         spec, folder, str(weights), Source.STANDIN, f"{settings.standin_size} {spec.title} architecture"

@@ -66,14 +66,15 @@ class OVT5Greedy:
 
     def _decode(self, hidden, attention_mask, decoder_input_ids) -> np.ndarray:
         """Feed `decoder_input_ids` after what the state holds; logits of every position fed."""
-        self._decoder.infer(
-            {
-                "input_ids": np.asarray(decoder_input_ids, np.int64),
-                "encoder_hidden_states": hidden,
-                "encoder_attention_mask": attention_mask,
-                "beam_idx": np.zeros(1, dtype=np.int32),
-            }
-        )
+        inputs = {
+            "input_ids": np.asarray(decoder_input_ids, np.int64),
+            "encoder_hidden_states": hidden,
+            "encoder_attention_mask": attention_mask,
+            "beam_idx": np.zeros(1, dtype=np.int32),
+        }
+        # start_async + wait with shared inputs releases the GIL and copies nothing in.
+        self._decoder.start_async(inputs, share_inputs=True)
+        self._decoder.wait()
         return self._decoder.get_output_tensor(0).data
 
     def __call__(self, input_ids, attention_mask, decoder_input_ids) -> np.ndarray:

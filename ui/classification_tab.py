@@ -16,14 +16,20 @@ EXAMPLES = [
 ]
 
 
-def classification_tab(classifier: Classifier) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
+def make_classify(classifier: Classifier):
+    """The `/classify` handler: (text, labels, backend) -> (scores, timing)."""
 
     @handle_errors("Classification")
     def classify(text: str, labels: str, backend: str):
         announce_torch_load(classifier.model_for(labels), backend)
         result = classifier(text, labels, backend)
         return result.scores, result.timing
+
+    return classify
+
+
+def classification_tab(classifier: Classifier) -> None:
+    """Render the tab's components and events inside the current `gr.Tab`."""
 
     if banner := standin_banner(classifier.sentiment, classifier.embedder):
         gr.Markdown(banner, elem_classes="standin-banner")
@@ -44,5 +50,6 @@ def classification_tab(classifier: Classifier) -> None:
     gr.Examples(EXAMPLES, [text, labels])
     history = gr.State({})
 
+    classify = make_classify(classifier)
     event = button.click(classify, [text, labels, backend], [output, timing], api_name="classify")
     event.success(latency_line, [timing, history], [latency, history], api_visibility="private")

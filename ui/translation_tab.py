@@ -16,16 +16,22 @@ EXAMPLES = [
 ]
 
 
-def translation_tab(translator: Translator) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
-    default_new = translator.default_new_tokens
+def make_translate(translator: Translator):
+    """The `/translate` handler: (text, target_language, backend, max_new_tokens) -> (text, timing)."""
 
     @handle_errors("Translation")
-    def translate(text: str, target_language: str, backend: str, max_new_tokens: float = default_new):
+    def translate(text: str, target_language: str, backend: str, max_new_tokens: float = translator.default_new_tokens):
         max_new_tokens = whole_number(max_new_tokens, "Max new tokens", 1, MAX_NEW_TOKENS)
         announce_torch_load(translator.model, backend)
         result = translator(text, target_language, backend, max_new_tokens)
         return result.text, result.timing
+
+    return translate
+
+
+def translation_tab(translator: Translator) -> None:
+    """Render the tab's components and events inside the current `gr.Tab`."""
+    default_new = translator.default_new_tokens
 
     if banner := standin_banner(translator.model):
         gr.Markdown(banner, elem_classes="standin-banner")
@@ -43,5 +49,7 @@ def translation_tab(translator: Translator) -> None:
     gr.Examples(EXAMPLES, [text, language])
     history = gr.State({})
 
-    event = button.click(translate, [text, language, backend, max_new], [output, timing], api_name="translate")
+    event = button.click(
+        make_translate(translator), [text, language, backend, max_new], [output, timing], api_name="translate"
+    )
     event.success(latency_line, [timing, history], [latency, history], api_visibility="private")
