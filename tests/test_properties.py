@@ -1,0 +1,68 @@
+"""Any input, valid or not, gets a result or a sentence saying what to change: never a crash.
+
+The handlers are the ones the app serves. A `gr.Error` that starts with "... failed (" is the
+catch-all for unexpected exceptions, so it counts as a crash here.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.checks import MAX_TEXT_CHARS
+from pipelines.translation import LANGUAGES
+from ui.classification_tab import make_classify
+from ui.translation_tab import make_translate
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+TEXTS = st.one_of(
+    st.text(max_size=200),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=50).map(lambda s: s * 400),
+    st.just("x" * (MAX_TEXT_CHARS + 1)),
+    st.just("\ud800 lone surrogate"),
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=True),
+)
+BACKENDS = st.one_of(st.sampled_from(["OpenVINO", "PyTorch"]), st.text(max_size=12), st.none(), st.integers())
+NUMBERS = st.one_of(
+    st.integers(min_value=-3, max_value=12),
+    st.integers(min_value=257, max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.text(max_size=4),
+    st.booleans(),
+)
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except gr.Error as exc:
+        assert " failed (" not in exc.message, f"unexpected crash for {args!r}: {exc.message}"
+        assert exc.message.strip().endswith((".", "]")), exc.message
+        return None
+
+
+@SETTINGS
+@given(text=TEXTS, language=st.one_of(st.sampled_from(list(LANGUAGES)), st.text(max_size=12)), backend=BACKENDS,
+       max_new=NUMBERS)  # fmt: skip
+def test_translate_never_crashes(services, text, language, backend, max_new):
+    result = _outcome(make_translate(services.translator), text, language, backend, max_new)
+    if result is not None:
+        translated, timing = result
+        assert isinstance(translated, str) and timing["latency_ms"] > 0
+
+
+@SETTINGS
+@given(
+    text=TEXTS,
+    labels=st.one_of(st.text(max_size=120), st.lists(st.text(max_size=12), max_size=12), st.none(), st.integers()),
+    backend=BACKENDS,
+)
+def test_classify_never_crashes(services, text, labels, backend):
+    result = _outcome(make_classify(services.classifier), text, labels, backend)
+    if result is not None:
+        scores, timing = result
+        assert abs(sum(scores.values()) - 1) < 1e-4 and timing["latency_ms"] > 0
