@@ -51,7 +51,7 @@ def _t5_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import T5TokenizerFast
 
-    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isalpha()]
+    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isascii() and w.isalpha()]
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()

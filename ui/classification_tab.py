@@ -44,8 +44,8 @@ def classification_tab(classifier: Classifier) -> None:
             backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
             button = gr.Button("Classify", variant="primary")
         with gr.Column():
-            output = gr.Label(label="Scores", num_top_classes=classifier.max_labels)
-            latency = gr.Markdown()
+            output = gr.Label(label="Scores", num_top_classes=classifier.max_labels, elem_id="classify-scores")
+            latency = gr.Markdown(elem_id="classify-latency")
             timing = gr.JSON(label="Timing")
     gr.Examples(EXAMPLES, [text, labels])
     history = gr.State({})

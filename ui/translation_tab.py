@@ -43,8 +43,8 @@ def translation_tab(translator: Translator) -> None:
             backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
             button = gr.Button("Translate", variant="primary")
         with gr.Column():
-            output = gr.Textbox(label="Translation", lines=4, interactive=False)
-            latency = gr.Markdown()
+            output = gr.Textbox(label="Translation", lines=4, interactive=False, elem_id="translation-output")
+            latency = gr.Markdown(elem_id="translation-latency")
             timing = gr.JSON(label="Timing")
     gr.Examples(EXAMPLES, [text, language])
     history = gr.State({})

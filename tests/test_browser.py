@@ -1,0 +1,90 @@
+"""A real headless Chromium opens the app, visits every tab, runs a request on each, flips the
+backend toggle, and saves screenshots to artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app import build_demo
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+WAIT_MS = 180_000  # generous: the first PyTorch request loads the model
+
+
+@pytest.fixture(scope="module")
+def page(services):
+    from playwright.sync_api import sync_playwright
+
+    demo = build_demo(services)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="Translation").wait_for()
+        yield page
+        browser.close()
+    demo.close()
+
+
+def _open(page, tab: str):
+    """Open `tab`; only the open tab's panel is in the page."""
+    page.get_by_role("tab", name=tab).click()
+    return page.get_by_role("tabpanel")
+
+
+def _wait_text(locator, pattern: str) -> str:
+    locator.filter(has_text=re.compile(pattern)).wait_for()
+    return locator.inner_text()
+
+
+def test_translation_tab_runs_and_compares_backends(page):
+    panel = _open(page, "Translation")
+    assert "Stand-in model" in panel.inner_text()
+    panel.get_by_role("button", name="Translate").click()
+    _wait_text(page.locator("#translation-latency"), r"OpenVINO INT8 [\d.]+ ms")
+    panel.get_by_label("PyTorch").check()
+    panel.get_by_role("button", name="Translate").click()
+    line = _wait_text(page.locator("#translation-latency"), r"PyTorch fp32 [\d.]+ ms")
+    assert re.search(r"OpenVINO INT8 [\d.]+ ms · PyTorch fp32 [\d.]+ ms · OpenVINO [\d.]+× (faster|slower)", line)
+    assert page.locator("#translation-output textarea").input_value()  # random weights still emit tokens
+    page.screenshot(path=SHOTS / "translation.png", full_page=True)
+
+
+def test_classification_tab_runs_sentiment_and_zero_shot(page):
+    panel = _open(page, "Classification")
+    panel.get_by_role("button", name="Classify").click()
+    scores = _wait_text(page.locator("#classify-scores"), r"POSITIVE|NEGATIVE")
+    assert "POSITIVE" in scores and "NEGATIVE" in scores
+    text, labels = panel.get_by_role("textbox").all()[:2]
+    text.fill("The striker scored twice and the team won the league.")
+    labels.fill("sports, cooking, finance")
+    panel.get_by_role("button", name="Classify").click()
+    scores = _wait_text(page.locator("#classify-scores"), r"cooking")
+    # The real all-MiniLM-L6-v2 picks the obvious label: the top class is shown first, under the title.
+    assert [line for line in scores.splitlines() if line.strip()][1] == "sports", scores
+    page.screenshot(path=SHOTS / "classification.png", full_page=True)
+
+
+def test_bad_input_shows_a_message_not_a_traceback(page):
+    panel = _open(page, "Classification")
+    panel.get_by_role("textbox").nth(1).fill("a, a")
+    panel.get_by_role("button", name="Classify").click()
+    page.get_by_text("Duplicate label 'a': give each label once.").first.wait_for()
+    assert "Traceback" not in page.content()
+    page.screenshot(path=SHOTS / "error.png", full_page=True)
+
+
+def test_system_tab_lists_every_model(page, services):
+    panel = _open(page, "System")
+    text = _wait_text(panel, "Models")
+    for dual in services.models.values():
+        assert dual.spec.title in text and dual.resolved.source.value in text
+    page.screenshot(path=SHOTS / "system.png", full_page=True)
