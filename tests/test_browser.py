@@ -11,7 +11,8 @@ import pytest
 
 from app import build_demo
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's chromium (what CI installs); else the browser of `playwright install chromium`.
+CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 WAIT_MS = 180_000  # generous: the first PyTorch request loads the model
 
@@ -24,7 +25,7 @@ def page(services):
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(WAIT_MS)
         page.goto(demo.local_url)
@@ -88,3 +89,15 @@ def test_system_tab_lists_every_model(page, services):
     for dual in services.models.values():
         assert dual.spec.title in text and dual.resolved.source.value in text
     page.screenshot(path=SHOTS / "system.png", full_page=True)
+
+
+def test_app_works_inside_an_iframe(page):
+    """Blog posts embed the app in an iframe: it must render and answer there too."""
+    url = page.url
+    page.set_content(f'<iframe src="{url}" width="1200" height="850" title="demo"></iframe>')
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("tab", name="Classification").click()
+    frame.get_by_role("tabpanel").get_by_role("button", name="Classify").click()
+    frame.locator("#classify-latency").filter(has_text=re.compile(r"OpenVINO INT8 [\d.]+ ms")).wait_for()
+    page.screenshot(path=SHOTS / "iframe.png")
+    page.goto(url)
