@@ -179,7 +179,7 @@ def _clip_tokenizer(vocab_size: int):
     )
     bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
     model = json.loads(bpe.to_str())["model"]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=CLIP_MAX_LENGTH)
 
 
