@@ -1,6 +1,6 @@
 """Convert diffusers checkpoints to OpenVINO IR folders the app loads.
 
-    python -m pipelines.convert sd SOURCE OUT [--int8] [--tome RATIO] [--height 512 --width 512]
+    python -m pipelines.convert sd SOURCE OUT [--int8] [--tome RATIO] [--fp32-base DIR] [--height H --width W]
     python -m pipelines.convert sd --standin {tiny,small,sd15} OUT [--int8] [--tome RATIO]
 
 `SOURCE` is any Stable Diffusion 1.x diffusers checkpoint: a Hub id
@@ -298,7 +298,7 @@ def _run_sd(args: argparse.Namespace) -> None:
         calibration_prompts=args.calibration_prompts,
         calibration_steps=args.calibration_steps,
     )
-    convert_sd(source, args.out, conversion)
+    convert_sd(source, args.out, conversion, fp32_base=args.fp32_base)
 
 
 def add_sd_parser(subparsers) -> None:
@@ -310,6 +310,12 @@ def add_sd_parser(subparsers) -> None:
     p.add_argument("--tome", type=float, metavar="RATIO", help="Token Merging ratio for the UNet, e.g. 0.4")
     p.add_argument("--height", type=int, help="static height for ToMe and calibration (default: native, 512)")
     p.add_argument("--width", type=int, help="static width for ToMe and calibration (default: native, 512)")
+    p.add_argument(
+        "--fp32-base",
+        type=Path,
+        help="folder that keeps the plain FP32 export of SOURCE: made there if missing, reused if present "
+        "(several variants of one checkpoint are then exported once)",
+    )
     p.add_argument("--calibration-prompts", type=int, default=SDConversion.calibration_prompts)
     p.add_argument("--calibration-steps", type=int, default=SDConversion.calibration_steps)
     p.set_defaults(func=_run_sd)

@@ -115,8 +115,12 @@ def test_stop_cancels_after_the_current_step_and_the_runner_keeps_serving(sd):
 def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp_path):
     from optimum.intel import OVStableDiffusionPipeline
 
+    # The export itself ran at startup (same `convert_sd`); --fp32-base reuses it, so this
+    # checks the command line and the folder it writes without exporting twice.
+    variant = sd.default_variant
+    base = next((variant.resolved.ir_dir.parent.parent / ".sd-fp32").iterdir())
     out = tmp_path / "sd-fp32"
-    convert.main(["sd", sd.default_variant.resolved.torch_ref, str(out)])
+    convert.main(["sd", variant.resolved.torch_ref, str(out), "--fp32-base", str(base)])
     assert convert.is_sd_ir_folder(out) and not out.with_name("sd-fp32.partial").exists()
     pipe = OVStableDiffusionPipeline.from_pretrained(out, compile=False)
     pipe.reshape(batch_size=1, height=64, width=64, num_images_per_prompt=1)
