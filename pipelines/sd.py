@@ -190,15 +190,21 @@ class SDRunner:
                         ref, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
                     )
                 except OSError as exc:
-                    raise RuntimeError(f"The PyTorch baseline could not be loaded from {ref}: {exc}") from exc
+                    logger.exception("the PyTorch baseline failed to load from %s", ref)
+                    raise ValueError(
+                        f"The PyTorch baseline could not be loaded from {ref} ({type(exc).__name__}); "
+                        "use the OpenVINO backend, or check the server's access to that checkpoint."
+                    ) from exc
                 pipe.set_progress_bar_config(disable=True)
                 self._torch, self._torch_ref = pipe, ref
             return self._torch
 
-    def check_inputs(self, request: DiffusionRequest, variant: str, backend: Backend | str) -> None:
+    def check_inputs(self, request: DiffusionRequest, variant: str, backend: Backend | str) -> DiffusionRequest:
+        """`request` checked (with a concrete seed), or ValueError quoting the bad value."""
         if variant not in self.specs:
             raise ValueError(f"Unknown variant {variant!r}; choose one of {self.variant_names}.")
         Backend.parse(backend)
+        return request.checked()
 
     def __call__(
         self,
@@ -217,8 +223,7 @@ class SDRunner:
 
         # 1. Check inputs and make the seed concrete
         variant = variant or self.default
-        self.check_inputs(request, variant, backend)
-        request = request.checked()
+        request = self.check_inputs(request, variant, backend)
         backend = Backend.parse(backend)
         # 2. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
         ov = self.load(variant)
