@@ -147,7 +147,7 @@ def _calibration_inputs(folder: Path, conversion: SDConversion) -> list[dict]:
     infer = pipe.unet.request
 
     def record(inputs, share_inputs=True):
-        recorded.append({k: np.array(v, copy=True) for k, v in inputs.items()})
+        recorded.append({k: np.asarray(v).copy() for k, v in inputs.items()})
         return infer(inputs, share_inputs=share_inputs)
 
     pipe.unet.request = record
