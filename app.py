@@ -13,11 +13,12 @@ import logging
 
 import gradio as gr
 
-from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.registry import SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
 from ui.classification_tab import classification_tab
 from ui.common import failure_banner
+from ui.sd_tab import sd_tab
 from ui.system_tab import system_tab
 from ui.translation_tab import translation_tab
 
@@ -46,7 +47,10 @@ def build_demo(services: Services, queue_max_size: int = QUEUE_MAX_SIZE) -> gr.B
             else:
                 gr.Markdown(failure_banner(services.failure_of(SENTIMENT, ZERO_SHOT)))
         with gr.Tab("SD-ToMe-INT8"):
-            coming_soon("Stable Diffusion with Token Merging and INT8")
+            if services.sd:
+                sd_tab(services.sd)
+            else:
+                gr.Markdown(failure_banner(services.failure_of(SD_VARIANTS[0])))
         with gr.Tab("ControlNet pose"):
             coming_soon("ControlNet pose")
         with gr.Tab("System"):

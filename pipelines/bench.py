@@ -1,6 +1,7 @@
 """Benchmark: the app's requests on each backend, each configuration in its own process.
 
     python -m pipelines.bench [--quick] [--workloads classification translation startup] [--out DIR]
+    python -m pipelines.bench --workloads sd --sd-dir DIR [--sd-steps 2] [--quick]
 
 Every configuration runs in a fresh process with the same thread count
 (`OMP_NUM_THREADS`, `torch.set_num_threads`, OpenVINO `INFERENCE_NUM_THREADS`) and the
@@ -32,7 +33,7 @@ CONFIGS: dict[str, tuple[str, bool, str | None, bool]] = {
     "openvino-default": ("OpenVINO", False, None, False),
     "openvino-int8": ("OpenVINO", True, None, False),
 }
-WORKLOADS = ("classification", "translation", "startup")
+WORKLOADS = ("classification", "translation", "startup", "sd")
 SENTENCE = "The weather is lovely today, so we are going for a walk by the river."
 TRANSLATION_TOKENS = 20
 
@@ -144,8 +145,10 @@ def startup_worker(cache_dir: str) -> dict:
     return {"ready_s": time.time() - float(os.environ["BENCH_SPAWNED_AT"]), "cache_hits": hits, **_rss()}
 
 
-def _spawn(args: list[str], threads: int, quick: bool) -> dict:
+def _spawn(args: list[str], threads: int, quick: bool, out: Path | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_SPAWNED_AT": repr(time.time())}
+    if out is not None:
+        env["BENCH_OUT"] = str(out)
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.bench", "--worker", *args, "--threads", str(threads)]
         + (["--quick"] if quick else []),
@@ -180,6 +183,7 @@ def _markdown(results: list[dict]) -> str:
                 f"| {r['config']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {ratio} | {r['peak_rss_mib']:.0f} |"
             )
         lines.append("")
+    lines += _sd_markdown(results)
     starts = [r for r in results if r.get("workload") == "startup"]
     if starts:
         lines += ["### time to ready (`python app.py` up to serving)", "| model cache | ready s |", "|---|---|"]
@@ -187,9 +191,148 @@ def _markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# -- Stable Diffusion ----------------------------------------------------------------------
+# One process per configuration, 512x512 with classifier-free guidance (UNet batch 2),
+# the IR folders made by `python -m pipelines.convert sd` (see docs/sd.md):
+#   DIR/fp32-pytorch (diffusers checkpoint), DIR/fp32, DIR/int8, DIR/tome-int8.
+SD_CONFIGS: dict[str, str | None] = {
+    "pytorch-fp32": None,
+    "openvino-fp32": "fp32",
+    "openvino-int8": "int8",
+    "openvino-tome-int8": "tome-int8",
+}
+SD_PROMPT = "a cute yellow cartoon creature with big ears and red cheeks"
+SD_SIZE = 512
+
+
+def sd_worker(config: str, sd_dir: Path, threads: int, steps: int, quick: bool, size: int = SD_SIZE) -> dict:
+    """Seconds per UNet step (CFG batch 2) and one full pipeline run, in this process."""
+    import torch
+
+    from .diffusion import StepTimer
+
+    torch.set_num_threads(threads)
+    folder = SD_CONFIGS[config]
+    t0 = time.perf_counter()
+    if folder is None:
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_pretrained(
+            sd_dir / "fp32-pytorch", torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
+        )
+    else:
+        from optimum.intel import OVStableDiffusionPipeline
+
+        ov_config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads), "CACHE_DIR": ""}
+        pipe = OVStableDiffusionPipeline.from_pretrained(sd_dir / folder, compile=False, ov_config=ov_config)
+        pipe.reshape(batch_size=1, height=size, width=size, num_images_per_prompt=1)
+        pipe.compile()
+    ready_s = time.perf_counter() - t0
+    pipe.set_progress_bar_config(disable=True)
+
+    unet_config = pipe.unet.config
+    gen = torch.Generator("cpu").manual_seed(0)
+    latent = size // pipe.vae_scale_factor
+    sample = torch.randn(2, unet_config["in_channels"], latent, latent, generator=gen)
+    text_dim = pipe.text_encoder.config.hidden_size if folder is None else pipe.text_encoder.config["hidden_size"]
+    hidden = torch.randn(2, 77, text_dim, generator=gen)
+    timestep = torch.tensor([500])
+
+    def unet_step():
+        with torch.inference_mode():
+            pipe.unet(sample, timestep, encoder_hidden_states=hidden)
+
+    warmup, runs = (1, 3) if quick else (2, 5)
+    samples = _time(unet_step, warmup, runs)
+
+    timer = StepTimer()
+
+    def step_end(p, step, t, kwargs):
+        timer.step()
+        return kwargs
+
+    with torch.inference_mode():
+        start = time.perf_counter()
+        timer.started = start
+        image = pipe(
+            SD_PROMPT,
+            num_inference_steps=steps,
+            guidance_scale=7.5,
+            height=size,
+            width=size,
+            generator=torch.Generator("cpu").manual_seed(0),
+            callback_on_step_end=step_end,
+        ).images[0]
+        pipeline_s = time.perf_counter() - start
+    out = Path(os.environ.get("BENCH_OUT", "artifacts/bench"))
+    out.mkdir(parents=True, exist_ok=True)
+    image.save(out / f"sd-{config}.png")
+    return {
+        "threads": threads,
+        "ready_s": ready_s,
+        "unet_step_s": statistics.median(samples) / 1000,
+        "unet_runs": runs,
+        "pipeline_s": pipeline_s,
+        "pipeline_steps": steps,
+        "pipeline_step_s": timer.step_ms / 1000,
+        "size": size,
+        **_rss(),
+    }
+
+
+def _sd_image_differences(results: list[dict], out: Path) -> None:
+    """Mean absolute pixel difference (0-255) and PSNR of each image vs the OpenVINO FP32 one (same seed)."""
+    import numpy as np
+    from PIL import Image
+
+    reference = out / "sd-openvino-fp32.png"
+    if not reference.is_file():
+        return
+    ref = np.asarray(Image.open(reference), dtype=np.float64)
+    for r in results:
+        path = out / f"sd-{r.get('config')}.png"
+        if r.get("workload") == "sd" and path.is_file():
+            diff = np.asarray(Image.open(path), dtype=np.float64) - ref
+            mse = float((diff**2).mean())
+            r["mean_abs_diff_vs_ov_fp32"] = float(np.abs(diff).mean())
+            r["psnr_vs_ov_fp32_db"] = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def _sd_markdown(results: list[dict]) -> list[str]:
+    rows = [r for r in results if r.get("workload") == "sd"]
+    if not rows:
+        return []
+    base = next((r.get("unet_step_s") for r in rows if r["config"] == "pytorch-fp32"), None)
+    lines = [
+        f"### Stable Diffusion, {rows[0].get('size', SD_SIZE)}x{rows[0].get('size', SD_SIZE)}, CFG (UNet batch 2)",
+        "| configuration | UNet step s | vs PyTorch | pipeline s (steps) | s/step in pipeline | ready s "
+        "| peak RSS MiB | image vs OV FP32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | failed: {r['error']} | | | | | | |")
+            continue
+        ratio = f"{base / r['unet_step_s']:.2f}×" if base else "-"
+        diff = (
+            f"{r['mean_abs_diff_vs_ov_fp32']:.2f}/255, {r['psnr_vs_ov_fp32_db']:.1f} dB"
+            if "mean_abs_diff_vs_ov_fp32" in r
+            else "-"
+        )
+        lines.append(
+            f"| {r['config']} | {r['unet_step_s']:.2f} | {ratio} | {r['pipeline_s']:.1f} ({r['pipeline_steps']}) "
+            f"| {r['pipeline_step_s']:.2f} | {r['ready_s']:.0f} | {r['peak_rss_mib']:.0f} | {diff} |"
+        )
+    lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=[w for w in WORKLOADS if w != "sd"])
+    parser.add_argument("--sd-dir", type=Path, help="folder with SD IR folders (see sd_worker); needed for 'sd'")
+    parser.add_argument("--sd-steps", type=int, default=2, help="denoising steps of the full SD pipeline run")
+    parser.add_argument("--sd-size", type=int, default=SD_SIZE, help="image height and width (static)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -199,7 +342,10 @@ def main(argv: list[str] | None = None) -> None:
     warmup, runs = (2, 10) if args.quick else (5, 50)
 
     if args.worker:
-        if args.worker[0] == "startup":
+        if args.worker[0] == "sd":
+            worker_args = (args.worker[1], Path(args.worker[2]), args.threads, args.sd_steps, args.quick, args.sd_size)
+            print(json.dumps(sd_worker(*worker_args)))
+        elif args.worker[0] == "startup":
             print(json.dumps(startup_worker(args.worker[1])))
         else:
             print(json.dumps(worker(args.worker[0], args.worker[1], args.threads, warmup, runs)))
@@ -216,6 +362,24 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 print(json.dumps(results[-1]), flush=True)
             shutil.rmtree(cache, ignore_errors=True)
+            continue
+        if workload == "sd":
+            if args.sd_dir is None:
+                parser.error("--workloads sd needs --sd-dir")
+            extra = ["--sd-steps", str(args.sd_steps), "--sd-size", str(args.sd_size)]
+            for config in SD_CONFIGS:
+                results.append(
+                    {
+                        "workload": "sd",
+                        "config": config,
+                        **_spawn(["sd", config, str(args.sd_dir), *extra], args.threads, args.quick, args.out),
+                    }
+                )
+                print(json.dumps(results[-1]), flush=True)
+            _sd_image_differences(results, args.out)
+            for r in results:
+                if r.get("workload") == "sd":
+                    r["size"] = r.get("size", args.sd_size)
             continue
         for config in args.configs:
             results.append(

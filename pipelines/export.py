@@ -40,7 +40,12 @@ def torch_model_class(task: Task):
 
 
 def is_ir_folder(path: Path) -> bool:
-    return path.is_dir() and any(path.rglob("openvino*model*.xml"))
+    """An exported model: IR files in the folder, or (a diffusers-style pipeline) in its parts."""
+    if not path.is_dir():
+        return False
+    if (path / "model_index.json").is_file():
+        return any(path.glob("*/openvino*model*.xml"))
+    return any(path.glob("openvino*model*.xml"))
 
 
 def missing_ir_files(path: Path) -> list[str]:
@@ -84,10 +89,13 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     Written to a sibling folder first and renamed at the end, so an interrupted
     export never leaves a folder that looks finished.
     """
+    quantization = spec.quantization if quantization is None else quantization
+    if spec.task is Task.TEXT_TO_IMAGE:
+        return _export_image(spec, source, out_dir, quantization)
+
     from optimum.intel import OVWeightQuantizationConfig
     from transformers import AutoTokenizer
 
-    quantization = spec.quantization if quantization is None else quantization
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     logger.info("exporting %s from %s to OpenVINO IR (%s)", spec.key, source, quantization.value)
@@ -109,3 +117,24 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(out_dir)
     return out_dir
+
+
+def _export_image(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Quantization) -> Path:
+    """Image tasks convert through `pipelines.convert` (the same code as its command line).
+
+    The plain FP32 export of a checkpoint is kept once per source two levels up from
+    `out_dir` (`<home>/.sd-fp32/<hash>`), so its variants (FP32, INT8, ToMe+INT8) share it.
+    """
+    import hashlib
+
+    from .convert import SDConversion, convert_sd, native_size
+
+    height, width = native_size(source)
+    conversion = SDConversion(
+        int8=quantization in (Quantization.INT8, Quantization.INT8_WEIGHTS),
+        tome_ratio=spec.defaults.get("tome_ratio"),
+        height=height,
+        width=width,
+    )
+    base = out_dir.parent.parent / ".sd-fp32" / hashlib.sha1(str(source).encode()).hexdigest()[:16]
+    return convert_sd(source, out_dir, conversion, fp32_base=base)

@@ -14,6 +14,7 @@ class Task(str, Enum):
     TRANSLATION = "text2text-generation"
     SENTIMENT = "text-classification"
     EMBEDDING = "feature-extraction"
+    TEXT_TO_IMAGE = "text-to-image"
 
 
 class Quantization(str, Enum):
@@ -33,7 +34,8 @@ class ModelSpec:
     """Hub repo of prebuilt OpenVINO IR, when one is published."""
     quantization: Quantization = Quantization.INT8_WEIGHTS
     static_shape: tuple[int, ...] | None = None
-    """(batch, sequence length) the IR is reshaped to before compiling; None = dynamic."""
+    """(batch, sequence length) the IR is reshaped to before compiling, (height, width) for
+    image models; None = dynamic."""
     packaged: str | None = None
     """Python package that ships the real weights of `torch_repo` (offline source)."""
     standin: str = ""
@@ -81,8 +83,48 @@ ZERO_SHOT = ModelSpec(
     defaults={"max_labels": 10, "hypothesis": "This text is about {}."},
 )
 
+# Stable Diffusion: one fine-tune, three OpenVINO builds. The IRs were made from
+# svjack/Stable-Diffusion-Pokemon-en (an SD 1.x fine-tune on lambdalabs/pokemon-blip-captions),
+# which is therefore the PyTorch baseline; see docs/sd.md for the sources.
+SD_POKEMON_TORCH = "svjack/Stable-Diffusion-Pokemon-en"
+SD_FP32 = ModelSpec(
+    key="sd-pokemons-fp32",
+    task=Task.TEXT_TO_IMAGE,
+    title="Stable Diffusion Pokémon FP32",
+    torch_repo=SD_POKEMON_TORCH,
+    ov_repo="OpenVINO/stable-diffusion-pokemons-fp32",
+    quantization=Quantization.NONE,
+    static_shape=(512, 512),
+    standin="sd",
+    defaults={"variant": "FP32"},
+)
+SD_INT8 = ModelSpec(
+    key="sd-pokemons-int8",
+    task=Task.TEXT_TO_IMAGE,
+    title="Stable Diffusion Pokémon INT8",
+    torch_repo=SD_POKEMON_TORCH,
+    ov_repo="OpenVINO/stable-diffusion-pokemons-quantized-aggressive",
+    quantization=Quantization.INT8,
+    static_shape=(512, 512),
+    standin="sd",
+    defaults={"variant": "INT8"},
+)
+SD_TOME_INT8 = ModelSpec(
+    key="sd-pokemons-tome-int8",
+    task=Task.TEXT_TO_IMAGE,
+    title="Stable Diffusion Pokémon ToMe+INT8",
+    torch_repo=SD_POKEMON_TORCH,
+    ov_repo="OpenVINO/stable-diffusion-pokemons-tome-quantized-aggressive",
+    quantization=Quantization.INT8,
+    static_shape=(512, 512),
+    standin="sd",
+    defaults={"variant": "ToMe+INT8", "tome_ratio": 0.4},
+)
+SD_VARIANTS: tuple[ModelSpec, ...] = (SD_TOME_INT8, SD_INT8, SD_FP32)
+"""The variants the SD tab offers; the first is compiled at startup."""
+
 REGISTRY: dict[str, ModelSpec] = {}
-for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT):
+for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, *SD_VARIANTS):
     if _spec.key in REGISTRY:
         raise ValueError(f"duplicate model key {_spec.key!r} in the registry")
     REGISTRY[_spec.key] = _spec

@@ -132,8 +132,10 @@ def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
             export(spec, weights, folder)
         return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
     root = settings.home / "standins" / settings.standin_size / spec.key
-    weights, folder = root / "pytorch", root / f"openvino-{spec.quantization.value}"
-    if not (weights / "config.json").is_file():
+    # Weights are kept per builder: specs sharing one (the SD variants) share the checkpoint.
+    weights = settings.home / "standins" / settings.standin_size / "pytorch" / spec.standin
+    folder = root / f"openvino-{spec.quantization.value}"
+    if not ((weights / "config.json").is_file() or (weights / "model_index.json").is_file()):
         standins.build(spec.standin, settings.standin_size, weights)
     if not is_complete_ir_folder(folder):
         export(spec, weights, folder)

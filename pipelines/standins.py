@@ -10,6 +10,7 @@ compute, and so latency, is that of the real model.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -106,10 +107,136 @@ def build_minilm_embedding(size: StandinSize, out_dir: Path) -> None:
     AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(out_dir)
 
 
+# Stable Diffusion 1.x stand-ins. `sd15` is the configuration of
+# stable-diffusion-v1-5 (UNet 860M, CLIP ViT-L/14 text encoder, VAE f=8); `small` keeps
+# that layout with narrower blocks so the offline app builds and runs in seconds;
+# `tiny` is for tests (64x64 images, 32x32 latents).
+SD_SIZES = ("tiny", "small", "sd15")
+SD_UNET = {
+    "sd15": dict(
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        sample_size=64,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    ),
+    "small": dict(
+        block_out_channels=(64, 128, 256, 256),
+        layers_per_block=1,
+        cross_attention_dim=256,
+        attention_head_dim=8,
+        sample_size=64,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    ),
+    "tiny": dict(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        sample_size=32,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    ),
+}
+SD_VAE = {
+    "sd15": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, sample_size=512),
+    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, sample_size=512),
+    "tiny": dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=64),
+}
+SD_TEXT = {
+    "sd15": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                 num_attention_heads=12, projection_dim=768),
+    "small": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
+                  projection_dim=256),
+    "tiny": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+}  # fmt: skip
+CLIP_MAX_LENGTH = 77
+
+
+def _clip_tokenizer(vocab_size: int):
+    """A CLIP BPE tokenizer trained on the packaged MiniLM's English vocabulary.
+
+    CLIP's own vocabulary is not available offline; `tokenizers` trains a BPE with CLIP's
+    conventions (byte-level alphabet, `</w>` word ends, start/end tokens) and
+    `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isalpha()]
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=CLIP_MAX_LENGTH)
+
+
+def build_sd_pipeline(config: str, out_dir: Path) -> None:
+    """Save a `StableDiffusionPipeline` of SD 1.x layout `config` (tiny/small/sd15), random weights."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if config not in SD_SIZES:
+        raise ValueError(f"unknown Stable Diffusion stand-in size {config!r}; choose one of {SD_SIZES}")
+    tokenizer = _clip_tokenizer(8000 if config != "tiny" else 1000)
+    text = SD_TEXT[config]
+    text_config = CLIPTextConfig(
+        **{**text, "vocab_size": max(text.get("vocab_size", 0), len(tokenizer))},
+        max_position_embeddings=CLIP_MAX_LENGTH,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    n = len(SD_VAE[config]["block_out_channels"])
+    torch.manual_seed(SEED)
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL(
+            **SD_VAE[config], in_channels=3, out_channels=3, latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        ),
+        text_encoder=CLIPTextModel(text_config),
+        tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**SD_UNET[config], in_channels=4, out_channels=4),
+        # The scheduler of stable-diffusion-v1-5.
+        scheduler=PNDMScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+            skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False,
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(out_dir)
+
+
+def build_sd(size: StandinSize, out_dir: Path) -> None:
+    """The app's SD stand-in: `tiny` for tests; `full` is the `small` layout (see `SD_UNET`).
+
+    The full SD 1.5 configuration is built on request (`python -m pipelines.convert sd
+    --standin sd15`), for benchmarks: its export alone takes many minutes on a small CPU.
+    """
+    build_sd_pipeline("tiny" if size == "tiny" else "small", out_dir)
+
+
 BUILDERS: dict[str, Callable[[StandinSize, Path], None]] = {
     "t5": build_t5,
     "minilm-sst2": build_minilm_sst2,
     "minilm-embedding": build_minilm_embedding,
+    "sd": build_sd,
 }
 
 
