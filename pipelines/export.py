@@ -68,6 +68,11 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     Written to a sibling folder first and renamed at the end, so an interrupted
     export never leaves a folder that looks finished.
     """
+    if spec.task is Task.CONTROLNET_POSE:
+        from .controlnet_export import export_controlnet
+
+        return export_controlnet(spec, source, out_dir, quantization)
+
     from optimum.intel import OVWeightQuantizationConfig
     from transformers import AutoTokenizer
 
