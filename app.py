@@ -13,11 +13,12 @@ import logging
 
 import gradio as gr
 
-from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.registry import CONTROLNET_POSE, SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
 from ui.classification_tab import classification_tab
 from ui.common import failure_banner
+from ui.pose_tab import pose_tab
 from ui.system_tab import system_tab
 from ui.translation_tab import translation_tab
 
@@ -48,7 +49,10 @@ def build_demo(services: Services) -> gr.Blocks:
         with gr.Tab("SD-ToMe-INT8"):
             coming_soon("Stable Diffusion with Token Merging and INT8")
         with gr.Tab("ControlNet pose"):
-            coming_soon("ControlNet pose")
+            if services.pose:
+                pose_tab(services.pose)
+            else:
+                gr.Markdown(failure_banner(services.failure_of(CONTROLNET_POSE)))
         with gr.Tab("System"):
             system_tab(services)
     # One request at a time per event: two requests sharing the cores would distort

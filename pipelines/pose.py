@@ -38,8 +38,8 @@ PRESET_KEYPOINTS: dict[str, list[tuple[float, float]]] = {
         (0.48, 0.22), (0.52, 0.22), (0.46, 0.23), (0.54, 0.23),
     ],
     "walking": [
-        (0.52, 0.13), (0.50, 0.24), (0.42, 0.25), (0.46, 0.39), (0.52, 0.50), (0.58, 0.24), (0.55, 0.38),
-        (0.48, 0.49), (0.46, 0.52), (0.38, 0.68), (0.30, 0.85), (0.54, 0.52), (0.60, 0.70), (0.64, 0.88),
+        (0.52, 0.13), (0.50, 0.24), (0.42, 0.25), (0.37, 0.38), (0.40, 0.50), (0.58, 0.24), (0.63, 0.37),
+        (0.66, 0.48), (0.46, 0.52), (0.38, 0.68), (0.30, 0.85), (0.54, 0.52), (0.60, 0.70), (0.64, 0.88),
         (0.50, 0.11), (0.54, 0.11), (0.48, 0.12), (0.56, 0.12),
     ],
     "sitting": [
@@ -155,3 +155,25 @@ def presets(size: int = 512) -> dict[str, Image.Image]:
 def fit_condition(pose_image: Image.Image, resolution: int) -> Letterbox:
     """A pose image of any aspect ratio on a black square of the model's size."""
     return letterbox(pose_image, resolution, fill=(0, 0, 0))
+
+
+def save_presets(folder: Path = PRESETS_DIR, size: int = 512) -> dict[str, Path]:
+    """The preset PNGs, name -> path; drawn into `folder` when missing (a temporary
+    folder if that is read-only)."""
+    import tempfile
+
+    paths = {name: folder / f"{name.replace(' ', '-')}.png" for name in PRESET_KEYPOINTS}
+    if all(p.is_file() for p in paths.values()):
+        return paths
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return save_presets(Path(tempfile.mkdtemp(prefix="poses-")), size)
+    for name, image in presets(size).items():
+        image.save(paths[name], optimize=True)
+    return paths
+
+
+if __name__ == "__main__":
+    for name, path in save_presets().items():
+        print(f"{name}: {path}")

@@ -9,7 +9,7 @@ from functools import cached_property
 
 from .classification import Classifier
 from .models import DualModel
-from .registry import SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
+from .registry import CONTROLNET_POSE, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec, Task
 from .resolve import resolve
 from .runtime import Runtime
 from .settings import Settings
@@ -17,7 +17,7 @@ from .translation import Translator
 
 logger = logging.getLogger(__name__)
 
-STARTUP_MODELS: tuple[ModelSpec, ...] = (TRANSLATION, SENTIMENT, ZERO_SHOT)
+STARTUP_MODELS: tuple[ModelSpec, ...] = (TRANSLATION, SENTIMENT, ZERO_SHOT, CONTROLNET_POSE)
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Services:
     settings: Settings
     runtime: Runtime
     models: dict[str, DualModel] = field(default_factory=dict)
+    runners: dict[str, object] = field(default_factory=dict)
+    """Image-task runners (one per spec key), for tasks that are more than one model."""
     failures: dict[str, str] = field(default_factory=dict)
     ready_s: float = 0.0
 
@@ -44,6 +46,21 @@ class Services:
         sentiment, embedder = self.models.get(SENTIMENT.key), self.models.get(ZERO_SHOT.key)
         return Classifier(sentiment, embedder) if sentiment and embedder else None
 
+    @cached_property
+    def pose(self):
+        """The ControlNet pose runner (`pipelines.controlnet.PoseRunner`), or None."""
+        return self.runners.get(CONTROLNET_POSE.key)
+
+
+def _load(spec: ModelSpec, services: Services) -> None:
+    resolved = resolve(spec, services.settings)
+    if spec.task is Task.CONTROLNET_POSE:
+        from .controlnet import PoseRunner
+
+        services.runners[spec.key] = PoseRunner(resolved, services.runtime)
+    else:
+        services.models[spec.key] = DualModel(resolved, services.runtime)
+
 
 def start(settings: Settings, specs: tuple[ModelSpec, ...] = STARTUP_MODELS) -> Services:
     """Resolve, load and compile `specs` in order, logging progress as it goes."""
@@ -52,12 +69,15 @@ def start(settings: Settings, specs: tuple[ModelSpec, ...] = STARTUP_MODELS) -> 
     for i, spec in enumerate(specs, 1):
         logger.info("[%d/%d] %s: finding the model", i, len(specs), spec.title)
         try:
-            services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
+            _load(spec, services)
         except Exception as exc:  # one broken model must not take the app down
             logger.exception("[%d/%d] %s failed to load", i, len(specs), spec.title)
             services.failures[spec.key] = f"{spec.title} could not be loaded ({type(exc).__name__}: {exc})."
     services.ready_s = time.perf_counter() - t0
     logger.info(
-        "ready in %.1f s (%d models, %d failed)", services.ready_s, len(services.models), len(services.failures)
+        "ready in %.1f s (%d models, %d failed)",
+        services.ready_s,
+        len(services.models) + len(services.runners),
+        len(services.failures),
     )
     return services

@@ -48,6 +48,15 @@ def system_report(services: Services) -> str:
             if record
             else f"| {dual.spec.title} | {dual.resolved.describe()} | - | - | - | - | - |"
         )
+    for key, runner in services.runners.items():
+        for name, record in runtime.records.items():
+            if name.startswith(f"{key}/"):
+                cache = {None: "off", True: "hit", False: "miss"}[record.cache_hit]
+                lines.append(
+                    f"| {runner.spec.title}: {name.split('/', 1)[1]} | {runner.resolved.describe()} | "
+                    f"{runner.quantization} | {record.load_s:.2f} | {record.compile_s:.2f} | "
+                    f"{cache} | {runner.resolved.torch_ref} |"
+                )
     for key, message in services.failures.items():
         lines.append(f"| {key} | failed: {message} | - | - | - | - | - |")
     lines += ["", "### Versions", "| package | version |", "|---|---|"]
