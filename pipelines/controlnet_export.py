@@ -204,12 +204,13 @@ def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
     unet = UNet2DConditionModel(**dims["unet"]).eval()
     unet.save_pretrained(out_dir / "unet")
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=dims["control_embedding"])
-    # from_unet copies the UNet's encoder and zero-initialises the condition and output convolutions, as
-    # training starts; random values make the residuals matter, as in a trained model.
+    # from_unet copies the UNet's encoder and zero-initialises the condition input and the
+    # residual output convolutions, as training starts; a default (random) initialisation
+    # makes the pose matter, as it does in a trained model.
     with torch.no_grad():
         zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
         for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
-            torch.nn.init.normal_(module.weight, std=0.02)
+            module.reset_parameters()
     controlnet.eval().save_pretrained(out_dir / "controlnet")
     del unet, controlnet
     AutoencoderKL(**dims["vae"]).eval().save_pretrained(out_dir / "vae")
