@@ -34,19 +34,24 @@ EXAMPLE_PROMPTS = [
 NEGATIVE = "blurry, low quality, deformed hands, extra limbs"
 
 
-class UploadImage(gr.Image):
-    """`gr.Image` that answers an unreadable upload with a sentence instead of a traceback."""
+def image_upload(**kwargs) -> gr.Image:
+    """A `gr.Image` that answers an unreadable upload with a sentence instead of a generic
+    error. (Wrapping the instance's `preprocess` rather than subclassing: gradio writes a
+    `.pyi` file next to the module of every component subclass.)"""
+    component = gr.Image(**kwargs)
+    preprocess = component.preprocess
 
-    is_template = True  # rendered by the front end as the ordinary Image component
-
-    def preprocess(self, payload):
+    def checked(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise gr.Error(
                 f"The file is not an image this app can read; upload a PNG, JPEG or WebP ({type(exc).__name__}).",
                 print_exception=False,
             ) from None
+
+    component.preprocess = checked
+    return component
 
 
 def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
@@ -136,9 +141,9 @@ def pose_tab(runner: PoseRunner) -> None:
     )
     with gr.Row():
         with gr.Column():
-            photo = UploadImage(label="Photo of a person", type="filepath", sources=["upload", "clipboard"])
+            photo = image_upload(label="Photo of a person", type="filepath", sources=["upload", "clipboard"])
             detect_button = gr.Button("Detect pose")
-            pose = UploadImage(label="Pose (OpenPose skeleton)", type="filepath", sources=["upload"])
+            pose = image_upload(label="Pose (OpenPose skeleton)", type="filepath", sources=["upload"])
             gr.Examples([[str(p)] for p in presets.values()], [pose], label="Preset poses")
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, value=EXAMPLE_PROMPTS[0])
