@@ -251,3 +251,21 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, tmp_pa
         client.predict(*args, api_name=endpoint)
     path, timing = client.predict(files["standing"], "still serving", "", 1, 1.0, 3, "OpenVINO", api_name="/pose")
     assert timing["steps"] == 1 and Image.open(path).size == (64, 64)
+
+
+def test_stop_cancels_a_running_generation(client, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="ui.pose_tab")
+    preset = handle_file(str(save_presets()["standing"]))
+    job = client.submit(preset, "a long one", "", 50, 7.5, 1, "PyTorch", api_name="/pose")
+    deadline = time.monotonic() + 30
+    while not (job.status().progress_data or job.done()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not job.done(), "the generation finished before it could be stopped"
+    job.cancel()
+    while "generation stopped after" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped = [r.getMessage() for r in caplog.records if "generation stopped after" in r.getMessage()]
+    assert stopped and not stopped[0].startswith("generation stopped after 50 ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 
@@ -23,6 +24,8 @@ from pipelines.models import Backend
 from pipelines.pose import save_presets
 
 from .common import BACKENDS, handle_errors, latency_line
+
+logger = logging.getLogger(__name__)
 
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
@@ -100,9 +103,10 @@ def pose_tab(runner: PoseRunner) -> None:
         request = check_request(prompt, negative_prompt, steps, guidance_scale, seed)
         if Backend.parse(backend) is Backend.PYTORCH and not runner.torch_loaded:
             gr.Info("Loading the PyTorch baseline (first use only); this request takes longer.")
-        cancel, steps_done, outcome = threading.Event(), queue.Queue(), {}
+        cancel, steps_done, outcome, done = threading.Event(), queue.Queue(), {}, [0]
 
         def on_step(step: int, timestep: int) -> None:
+            done[0] = step + 1
             if cancel.is_set():
                 raise GenerationCancelled
             steps_done.put(step + 1)
@@ -111,6 +115,7 @@ def pose_tab(runner: PoseRunner) -> None:
             try:
                 outcome["result"] = runner.generate(pose_image, request, backend, on_step)
             except GenerationCancelled:
+                logger.info("generation stopped after %d of %d steps", done[0], request.steps)
                 outcome["error"] = ValueError("Generation stopped.")
             except Exception as exc:
                 outcome["error"] = exc
