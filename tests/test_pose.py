@@ -269,3 +269,28 @@ def test_stop_cancels_a_running_generation(client, caplog):
         time.sleep(0.05)
     stopped = [r.getMessage() for r in caplog.records if "generation stopped after" in r.getMessage()]
     assert stopped and not stopped[0].startswith("generation stopped after 50 ")
+
+
+def test_hub_sources_are_assembled_from_three_repos(tmp_path):
+    from pipelines.controlnet_export import assemble_hub_source
+    from pipelines.registry import CONTROLNET_POSE
+
+    asked = {}
+
+    def snapshot(repo, patterns):
+        asked[repo] = patterns
+        folder = tmp_path / "hub" / repo.replace("/", "--")
+        for part in ("text_encoder", "tokenizer", "unet", "vae", "scheduler"):
+            (folder / part).mkdir(parents=True, exist_ok=True)
+        return folder
+
+    source = assemble_hub_source(CONTROLNET_POSE, snapshot, tmp_path / "source")
+    assert set(asked) == {
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "lllyasviel/sd-controlnet-openpose",
+        "lllyasviel/Annotators",
+    }
+    assert asked["lllyasviel/Annotators"] == ["body_pose_model.pth"]  # not the whole annotator repo
+    assert (source / "unet").resolve() == (tmp_path / "hub" / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "unet")
+    assert (source / "controlnet").resolve() == tmp_path / "hub" / "lllyasviel--sd-controlnet-openpose"
+    assert assemble_hub_source(CONTROLNET_POSE, lambda repo, patterns: None, tmp_path / "none") is None
