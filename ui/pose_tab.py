@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 
 import gradio as gr
@@ -27,6 +28,7 @@ from .common import BACKENDS, handle_errors, latency_line
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_SEED = 42
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
 EXAMPLE_PROMPTS = [
@@ -57,12 +59,16 @@ def image_upload(**kwargs) -> gr.Image:
     return component
 
 
+def _duration(ms: float) -> str:
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
 def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
     line, history = latency_line(timing, history)
     if timing.get("task") == "generate":
         line = (
-            f"**Generation** {line}  \n{timing['steps']} steps at {timing['step_ms'] / 1000:.2f} s per step "
-            f"(ControlNet + UNet, CFG batch {2 if timing['guidance_scale'] > 1 else 1}), seed {timing['seed']}"
+            f"**Generation** {line}  \n{timing['steps']} steps at {_duration(timing['step_ms'])} per step "
+            f"(ControlNet + UNet{', guided' if timing['guidance_scale'] > 1 else ''}), seed {timing['seed']}"
         )
     else:
         line = f"**Pose detection** {line} · {timing.get('people', 0)} person(s)"
@@ -157,7 +163,8 @@ def pose_tab(runner: PoseRunner) -> None:
                 default_steps = runner.spec.defaults.get("steps", 20)
                 steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=default_steps, step=1, label="Steps")
                 guidance = gr.Slider(MIN_GUIDANCE, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance")
-                seed = gr.Number(value=None, precision=0, minimum=0, maximum=MAX_SEED, label="Seed (empty: random)")
+                seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                new_seed = gr.Button("🎲 New seed", size="sm")
             backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
             with gr.Row():
                 generate_button = gr.Button("Generate", variant="primary")
@@ -188,3 +195,4 @@ def pose_tab(runner: PoseRunner) -> None:
     )
     generated.success(_stage_line, [timing, history], [latency, history], api_visibility="private")
     stop_button.click(None, cancels=[generated], api_visibility="private")
+    new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, seed, api_visibility="private")
