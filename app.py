@@ -13,11 +13,12 @@ import logging
 
 import gradio as gr
 
-from pipelines.registry import SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
 from ui.classification_tab import classification_tab
 from ui.common import failure_banner
+from ui.pose_tab import pose_tab
 from ui.sd_tab import sd_tab
 from ui.system_tab import system_tab
 from ui.translation_tab import translation_tab
@@ -52,7 +53,10 @@ def build_demo(services: Services, queue_max_size: int = QUEUE_MAX_SIZE) -> gr.B
             else:
                 gr.Markdown(failure_banner(services.failure_of(SD_VARIANTS[0])))
         with gr.Tab("ControlNet pose"):
-            coming_soon("ControlNet pose")
+            if services.pose:
+                pose_tab(services.pose)
+            else:
+                gr.Markdown(failure_banner(services.failure_of(CONTROLNET_POSE)))
         with gr.Tab("System"):
             system_tab(services)
     # One request at a time per event: two requests sharing the cores would distort

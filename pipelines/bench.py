@@ -2,6 +2,7 @@
 
     python -m pipelines.bench [--quick] [--workloads classification translation startup] [--out DIR]
     python -m pipelines.bench --workloads sd --sd-dir DIR [--sd-steps 2] [--quick]
+    python -m pipelines.bench --workloads controlnet [--steps N] [--out DIR]   # full-size, slow
 
 Every configuration runs in a fresh process with the same thread count
 (`OMP_NUM_THREADS`, `torch.set_num_threads`, OpenVINO `INFERENCE_NUM_THREADS`) and the
@@ -33,7 +34,10 @@ CONFIGS: dict[str, tuple[str, bool, str | None, bool]] = {
     "openvino-default": ("OpenVINO", False, None, False),
     "openvino-int8": ("OpenVINO", True, None, False),
 }
-WORKLOADS = ("classification", "translation", "startup", "sd")
+WORKLOADS = ("classification", "translation", "startup", "sd", "controlnet")
+DEFAULT_WORKLOADS = ("classification", "translation", "startup")
+# The ControlNet workload compares these (INT8 = NNCF weight compression of UNet + ControlNet).
+CONTROLNET_CONFIGS = ("pytorch-fp32", "openvino-fp32", "openvino-int8")
 SENTENCE = "The weather is lovely today, so we are going for a walk by the river."
 TRANSLATION_TOKENS = 20
 
@@ -106,6 +110,8 @@ def worker(workload: str, config: str, threads: int, warmup: int, runs: int) -> 
     torch.set_num_threads(threads)
     backend, _, _, autocast = CONFIGS[config]
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    if workload == "controlnet":
+        return controlnet_worker(config, threads, warmup, runs)
     if workload == "classification":
         dual = _dual(SENTIMENT, config, threads)
         classifier = Classifier(dual, dual)
@@ -135,6 +141,110 @@ def worker(workload: str, config: str, threads: int, warmup: int, runs: int) -> 
     }
 
 
+def controlnet_folders(settings) -> dict[str, Path]:
+    """The full-size ControlNet pose stand-in: PyTorch folder, FP32 IR and INT8 IR (built once,
+    where the app keeps it, so the app and the benchmark share it)."""
+    from .controlnet_export import build_standin, compress_folder, export_controlnet
+    from .export import is_ir_folder
+    from .registry import CONTROLNET_POSE, Quantization
+
+    root = settings.home / "standins" / "full" / CONTROLNET_POSE.key
+    folders = {
+        "pytorch": root / "pytorch",
+        "fp32": root / f"openvino-{Quantization.NONE.value}",
+        "int8": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
+    }
+    if not (folders["pytorch"] / "config.json").is_file():
+        build_standin("full", folders["pytorch"])
+    if not is_ir_folder(folders["fp32"]):
+        export_controlnet(CONTROLNET_POSE, folders["pytorch"], folders["fp32"], Quantization.NONE)
+    if not is_ir_folder(folders["int8"]):
+        compress_folder(folders["fp32"], folders["int8"])
+    return folders
+
+
+def controlnet_worker(config: str, threads: int, warmup: int, runs: int) -> dict:
+    """One denoising step of SD 1.5 + ControlNet at 512×512 with CFG (batch 2), and OpenPose
+    body detection of a 512×512 photo (network + controlnet_aux post-processing)."""
+    import numpy as np
+    import torch
+
+    from .controlnet_export import BODY_WEIGHTS, PART_FILES, load_body_network
+    from .pose import PoseDetector, ov_body_network, presets
+
+    torch.set_num_threads(threads)
+    settings = _settings(config, threads)
+    folders = controlnet_folders(settings)
+    backend = CONFIGS[config][0]
+    rng = np.random.default_rng(0)
+    size, latent = 512, 64
+    sample = rng.standard_normal((2, 4, latent, latent), dtype=np.float32)
+    text = rng.standard_normal((2, 77, 768), dtype=np.float32)
+    condition = np.asarray(presets(size)["walking"], dtype=np.float32).transpose(2, 0, 1)[None] / 255
+    condition = np.ascontiguousarray(np.repeat(condition, 2, axis=0))
+    timestep = np.asarray([500], dtype=np.int64)
+    photo = np.asarray(presets(size)["standing"].convert("RGB"))  # pose drawing as a stand-in photo
+
+    if backend == "OpenVINO":
+        import openvino as ov
+
+        core = ov.Core()
+        props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads), "CACHE_DIR": ""}
+        if CONFIGS[config][2]:
+            props["INFERENCE_PRECISION_HINT"] = CONFIGS[config][2]
+        folder = folders["int8" if CONFIGS[config][1] else "fp32"]
+        compiled = {p: core.compile_model(folder / PART_FILES[p], "CPU", props) for p in ("controlnet", "unet")}
+        control, unet = compiled["controlnet"].create_infer_request(), compiled["unet"].create_infer_request()
+        names = [o.get_any_name() for o in compiled["controlnet"].outputs]
+        inputs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": text}
+
+        def step():
+            control.infer({**inputs, "controlnet_cond": condition})
+            for name in names:
+                unet.set_tensor(name, control.get_tensor(name))
+            unet.infer(inputs)
+
+        body = core.compile_model(folder / PART_FILES["openpose_body"], "CPU", props)
+        detector = PoseDetector(ov_body_network(body), size)
+        source = str(folder)
+    else:
+        from diffusers import ControlNetModel, UNet2DConditionModel
+
+        controlnet = ControlNetModel.from_pretrained(folders["pytorch"] / "controlnet").eval()
+        unet_model = UNet2DConditionModel.from_pretrained(folders["pytorch"] / "unet").eval()
+        tensors = [torch.from_numpy(a) for a in (sample, timestep, text, condition)]
+
+        def step():
+            with torch.inference_mode():
+                down, mid = controlnet(*tensors, return_dict=False)
+                unet_model(
+                    *tensors[:3],
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
+                    return_dict=False,
+                )
+
+        detector = PoseDetector(load_body_network(folders["pytorch"] / "openpose" / BODY_WEIGHTS), size)
+        source = str(folders["pytorch"])
+
+    detect = lambda: detector.detector.detect_poses(photo)
+    step_ms = _time(step, min(warmup, 1), runs)
+    detect_ms = _time(detect, warmup, max(runs, 5))
+    return {
+        "workload": "controlnet",
+        "config": config,
+        "threads": threads,
+        "runs": runs,
+        "step_s_median": statistics.median(step_ms) / 1000,
+        "step_s_all": [round(x / 1000, 2) for x in step_ms],
+        "detect_ms_median": statistics.median(detect_ms),
+        "resolution": size,
+        "cfg_batch": 2,
+        "source": source,
+        **_rss(),
+    }
+
+
 def startup_worker(cache_dir: str) -> dict:
     """Process start -> every model compiled (as `python app.py` does before serving)."""
     from .settings import Settings
@@ -145,13 +255,14 @@ def startup_worker(cache_dir: str) -> dict:
     return {"ready_s": time.time() - float(os.environ["BENCH_SPAWNED_AT"]), "cache_hits": hits, **_rss()}
 
 
-def _spawn(args: list[str], threads: int, quick: bool, out: Path | None = None) -> dict:
+def _spawn(args: list[str], threads: int, quick: bool, out: Path | None = None, extra: list[str] | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_SPAWNED_AT": repr(time.time())}
     if out is not None:
         env["BENCH_OUT"] = str(out)
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.bench", "--worker", *args, "--threads", str(threads)]
-        + (["--quick"] if quick else []),
+        + (["--quick"] if quick else [])
+        + (extra or []),
         env=env,
         capture_output=True,
         text=True,
@@ -181,6 +292,24 @@ def _markdown(results: list[dict]) -> str:
             ratio = f"{base / r['median_ms']:.2f}×" if base else "-"
             lines.append(
                 f"| {r['config']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {ratio} | {r['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    rows = [r for r in results if r.get("workload") == "controlnet"]
+    if rows:
+        base = next((r for r in rows if r["config"] == "pytorch-fp32" and "step_s_median" in r), None)
+        lines += [
+            "### ControlNet pose (full-size SD 1.5 + ControlNet, 512×512, CFG batch 2, random weights)",
+            "| configuration | s / step (ControlNet + UNet) | vs PyTorch | pose detection ms | peak RSS MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if "error" in r:
+                lines.append(f"| {r['config']} | failed: {r['error']} | | | |")
+                continue
+            ratio = f"{base['step_s_median'] / r['step_s_median']:.2f}×" if base else "-"
+            lines.append(
+                f"| {r['config']} | {r['step_s_median']:.2f} | {ratio} | {r['detect_ms_median']:.0f} | "
+                f"{r['peak_rss_mib']:.0f} |"
             )
         lines.append("")
     lines += _sd_markdown(results)
@@ -329,10 +458,11 @@ def _sd_markdown(results: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=[w for w in WORKLOADS if w != "sd"])
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(DEFAULT_WORKLOADS))
     parser.add_argument("--sd-dir", type=Path, help="folder with SD IR folders (see sd_worker); needed for 'sd'")
     parser.add_argument("--sd-steps", type=int, default=2, help="denoising steps of the full SD pipeline run")
     parser.add_argument("--sd-size", type=int, default=SD_SIZE, help="image height and width (static)")
+    parser.add_argument("--steps", type=int, default=3, help="timed denoising steps (controlnet workload)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -340,6 +470,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warmup, runs = (2, 10) if args.quick else (5, 50)
+    if args.workloads == ["controlnet"] or (args.worker and args.worker[0] == "controlnet"):
+        warmup, runs = 1, args.steps
 
     if args.worker:
         if args.worker[0] == "sd":
@@ -381,9 +513,14 @@ def main(argv: list[str] | None = None) -> None:
                 if r.get("workload") == "sd":
                     r["size"] = r.get("size", args.sd_size)
             continue
-        for config in args.configs:
+        configs = [c for c in args.configs if c in CONTROLNET_CONFIGS] if workload == "controlnet" else args.configs
+        for config in configs:
             results.append(
-                {"workload": workload, "config": config, **_spawn([workload, config], args.threads, args.quick)}
+                {
+                    "workload": workload,
+                    "config": config,
+                    **_spawn([workload, config], args.threads, args.quick, extra=["--steps", str(args.steps)]),
+                }
             )
             print(json.dumps(results[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

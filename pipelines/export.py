@@ -92,6 +92,10 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     quantization = spec.quantization if quantization is None else quantization
     if spec.task is Task.TEXT_TO_IMAGE:
         return _export_image(spec, source, out_dir, quantization)
+    if spec.task is Task.CONTROLNET_POSE:
+        from .controlnet_export import export_controlnet
+
+        return export_controlnet(spec, source, out_dir, quantization)
 
     from optimum.intel import OVWeightQuantizationConfig
     from transformers import AutoTokenizer

@@ -6,6 +6,7 @@ tabs add their entries here when they land.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -15,6 +16,7 @@ class Task(str, Enum):
     SENTIMENT = "text-classification"
     EMBEDDING = "feature-extraction"
     TEXT_TO_IMAGE = "text-to-image"
+    CONTROLNET_POSE = "controlnet-openpose"
 
 
 class Quantization(str, Enum):
@@ -123,8 +125,29 @@ SD_TOME_INT8 = ModelSpec(
 SD_VARIANTS: tuple[ModelSpec, ...] = (SD_TOME_INT8, SD_INT8, SD_FP32)
 """The variants the SD tab offers; the first is compiled at startup."""
 
+CONTROLNET_POSE = ModelSpec(
+    key="sd15-controlnet-openpose",
+    task=Task.CONTROLNET_POSE,
+    title="SD 1.5 + OpenPose ControlNet",
+    torch_repo="lllyasviel/sd-controlnet-openpose",
+    # Prebuilt IR made by `python -m pipelines.controlnet_export --push-to ...`; set
+    # OVDEMO_CONTROLNET_OV_REPO to use another copy.
+    ov_repo=os.environ.get("OVDEMO_CONTROLNET_OV_REPO") or "ov-vs-pytorch/sd15-controlnet-openpose-int8-ov",
+    # UNet and ControlNet weights in INT8 (NNCF); the text encoder, VAE and pose network stay FP32.
+    quantization=Quantization.INT8_WEIGHTS,
+    static_shape=(2, 512, 512),  # (CFG batch, height, width); stand-ins record their own in the IR manifest
+    standin="controlnet-pose",
+    defaults={
+        "base_repo": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "annotator_repo": "lllyasviel/Annotators",
+        "scheduler": "UniPCMultistepScheduler",
+        "steps": 20,
+        "guidance_scale": 7.5,
+    },
+)
+
 REGISTRY: dict[str, ModelSpec] = {}
-for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, *SD_VARIANTS):
+for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, CONTROLNET_POSE):
     if _spec.key in REGISTRY:
         raise ValueError(f"duplicate model key {_spec.key!r} in the registry")
     REGISTRY[_spec.key] = _spec

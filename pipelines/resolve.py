@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from . import standins
 from .export import export, is_complete_ir_folder, is_ir_folder, missing_ir_files
-from .registry import ModelSpec
+from .registry import ModelSpec, Task
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,19 +79,20 @@ def hub_reachable(endpoint: str, timeout: float) -> bool:
         return False
 
 
-def hub_snapshot(repo_id: str, settings: Settings) -> Path | None:
-    """Local path of `repo_id` from the HF cache, or downloaded; None when it can't be had."""
+def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | None = None) -> Path | None:
+    """Local path of `repo_id` (only `allow_patterns` files, when given) from the HF cache, or
+    downloaded; None when it can't be had."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
+        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True))
     except LocalEntryNotFoundError:
         pass
     if hub_offline() or not hub_reachable(hub_endpoint(), settings.hub_timeout):
         return None
     try:
-        return Path(snapshot_download(repo_id))
+        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
     except (HfHubHTTPError, OSError, ValueError) as exc:
         logger.warning("Could not download %s from the Hub: %s", repo_id, exc)
         return None
@@ -119,10 +120,20 @@ def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
     if is_complete_ir_folder(exported):
         return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
-    if (path := hub_snapshot(spec.torch_repo, settings)) is None:
+    if (path := _torch_source(spec, settings)) is None:
         return None
     export(spec, path, exported)
     return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
+
+
+def _torch_source(spec: ModelSpec, settings: Settings) -> Path | None:
+    """The PyTorch weights to export: one repo, or for multi-repo tasks a folder assembling them."""
+    if spec.task is Task.CONTROLNET_POSE:
+        from .controlnet_export import assemble_hub_source
+
+        fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)
+        return assemble_hub_source(spec, fetch, settings.home / "sources" / spec.key)
+    return hub_snapshot(spec.torch_repo, settings)
 
 
 def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:

@@ -232,11 +232,19 @@ def build_sd(size: StandinSize, out_dir: Path) -> None:
     build_sd_pipeline("tiny" if size == "tiny" else "small", out_dir)
 
 
+def build_controlnet_pose(size: StandinSize, out_dir: Path) -> None:
+    """SD 1.5 parts + an OpenPose ControlNet + the OpenPose body network, in one folder."""
+    from .controlnet_export import build_standin
+
+    build_standin(size, out_dir, SEED)
+
+
 BUILDERS: dict[str, Callable[[StandinSize, Path], None]] = {
     "t5": build_t5,
     "minilm-sst2": build_minilm_sst2,
     "minilm-embedding": build_minilm_embedding,
     "sd": build_sd,
+    "controlnet-pose": build_controlnet_pose,
 }
 
 

@@ -6,14 +6,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .classification import Classifier
 from .models import DualModel
-from .registry import SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
-from .resolve import resolve
+from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
+from .resolve import ResolvedModel, resolve
 from .runtime import Runtime
 from .settings import Settings
 from .translation import Translator
+
+if TYPE_CHECKING:
+    from .controlnet import PoseRunner
+    from .sd import SDRunner
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +33,24 @@ class Services:
     settings: Settings
     runtime: Runtime
     models: dict[str, DualModel] = field(default_factory=dict)
+    sd: SDRunner | None = None
+    """Stable Diffusion: the default variant compiled, the others on first selection."""
+    pose: PoseRunner | None = None
+    """ControlNet pose: detector and pipeline compiled."""
     failures: dict[str, str] = field(default_factory=dict)
     ready_s: float = 0.0
-    sd_runner: object | None = None
-    """The `pipelines.sd.SDRunner` (default variant compiled), None when it failed to load."""
 
     def failure_of(self, *specs: ModelSpec) -> str:
         return " ".join(self.failures[s.key] for s in specs if s.key in self.failures)
+
+    def sources(self) -> list[ResolvedModel]:
+        """Where every loaded model came from, in tab order."""
+        found = [dual.resolved for dual in self.models.values()]
+        if self.sd:
+            found += [variant.resolved for variant in self.sd.variants.values()]
+        if self.pose:
+            found.append(self.pose.resolved)
+        return found
 
     @cached_property
     def translator(self) -> Translator | None:
@@ -46,40 +62,42 @@ class Services:
         sentiment, embedder = self.models.get(SENTIMENT.key), self.models.get(ZERO_SHOT.key)
         return Classifier(sentiment, embedder) if sentiment and embedder else None
 
-    @property
-    def sd(self):
-        """The Stable Diffusion runner, or None when its default variant failed to load."""
-        return self.sd_runner
-
 
 def start(
-    settings: Settings, specs: tuple[ModelSpec, ...] = STARTUP_MODELS, sd_variants: tuple[ModelSpec, ...] = SD_VARIANTS
+    settings: Settings,
+    specs: tuple[ModelSpec, ...] = STARTUP_MODELS,
+    sd_variants: tuple[ModelSpec, ...] = SD_VARIANTS,
+    pose: ModelSpec | None = CONTROLNET_POSE,
 ) -> Services:
-    """Resolve, load and compile `specs` in order, then the default Stable Diffusion variant
-    (the first of `sd_variants`; the others compile on first selection), logging progress."""
+    """Resolve, load and compile every startup model in order, logging progress as it goes:
+    `specs` (one model each), the first of `sd_variants` (the others compile on first
+    selection), and the ControlNet pose models."""
+    from .controlnet import PoseRunner
+    from .sd import SDRunner
+
     t0 = time.perf_counter()
     services = Services(settings, Runtime(settings))
-    total = len(specs) + bool(sd_variants)
-    for i, spec in enumerate(specs, 1):
-        logger.info("[%d/%d] %s: finding the model", i, total, spec.title)
-        try:
-            services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
-        except Exception as exc:  # one broken model must not take the app down
-            logger.exception("[%d/%d] %s failed to load", i, total, spec.title)
-            services.failures[spec.key] = f"{spec.title} could not be loaded ({type(exc).__name__}: {exc})."
-    if sd_variants:
-        from .sd import SDRunner
 
-        default = sd_variants[0]
-        logger.info("[%d/%d] %s: finding and compiling the model", total, total, default.title)
+    def load_model(spec: ModelSpec) -> None:
+        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
+
+    def load_sd() -> None:
+        services.sd = SDRunner(sd_variants, services.runtime)
+
+    def load_pose() -> None:
+        services.pose = PoseRunner(resolve(pose, settings), services.runtime)
+
+    steps = [(spec, lambda spec=spec: load_model(spec)) for spec in specs]
+    steps += [(sd_variants[0], load_sd)] if sd_variants else []
+    steps += [(pose, load_pose)] if pose else []
+    for i, (spec, load) in enumerate(steps, 1):
+        logger.info("[%d/%d] %s: finding and compiling the model", i, len(steps), spec.title)
         try:
-            services.sd_runner = SDRunner(sd_variants, services.runtime)
-        except Exception as exc:
-            logger.exception("[%d/%d] %s failed to load", total, total, default.title)
+            load()
+        except Exception as exc:  # one broken model must not take the app down
+            logger.exception("[%d/%d] %s failed to load", i, len(steps), spec.title)
             cause = exc.__cause__ or exc
-            services.failures[default.key] = f"{default.title} could not be loaded ({type(cause).__name__}: {cause})."
+            services.failures[spec.key] = f"{spec.title} could not be loaded ({type(cause).__name__}: {cause})."
     services.ready_s = time.perf_counter() - t0
-    logger.info(
-        "ready in %.1f s (%d models, %d failed)", services.ready_s, len(services.models), len(services.failures)
-    )
+    logger.info("ready in %.1f s (%d failed)", services.ready_s, len(services.failures))
     return services

@@ -22,7 +22,7 @@ def client(services):
 
 def test_api_names_and_order(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/translate", "/classify"} <= set(endpoints)
+    assert set(endpoints) == {"/translate", "/classify", "/generate", "/detect_pose", "/pose"}
     names = lambda ep: [p["parameter_name"] for p in endpoints[ep]["parameters"]]
     assert names("/translate")[:3] == ["text", "target_language", "backend"]
     assert names("/classify") == ["text", "labels", "backend"]

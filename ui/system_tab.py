@@ -19,7 +19,7 @@ def _version(package: str) -> str:
 
 
 def system_report(services: Services) -> str:
-    """Markdown report of the runtime, built once at startup."""
+    """Markdown report of the runtime and of every model loaded so far."""
     runtime, settings = services.runtime, services.settings
     core = runtime.core
     lines = ["### Device", "| device | name | capabilities |", "|---|---|---|"]
@@ -36,24 +36,31 @@ def system_report(services: Services) -> str:
         f"- time to ready: {services.ready_s:.1f} s",
         "",
         "### Models",
-        "| model | source | OpenVINO | load s | compile s | cache | PyTorch baseline from |",
-        "|---|---|---|---|---|---|---|",
+        "| model | source | quantization | PyTorch baseline from |",
+        "|---|---|---|---|",
     ]
-    for key, dual in services.models.items():
-        record = runtime.records.get(key)
-        cache = {None: "off", True: "hit", False: "miss"}[record.cache_hit] if record else "-"
+    for resolved in services.sources():
         lines.append(
-            f"| {dual.spec.title} | {dual.resolved.describe()} | {dual.spec.precision_label} | "
-            f"{record.load_s:.2f} | {record.compile_s:.2f} | {cache} | {dual.resolved.torch_ref} |"
-            if record
-            else f"| {dual.spec.title} | {dual.resolved.describe()} | - | - | - | - | - |"
+            f"| {resolved.spec.title} | {resolved.describe()} | {resolved.spec.quantization.value} | "
+            f"{resolved.torch_ref} |"
         )
     for key, message in services.failures.items():
-        lines.append(f"| {key} | failed: {message} | - | - | - | - | - |")
+        lines.append(f"| {key} | failed: {message} | - | - |")
+    lines += [
+        "",
+        "### Compiled (at startup, or on first selection)",
+        "| OpenVINO model | load s | compile s | model cache |",
+        "|---|---|---|---|",
+    ]
+    for name, record in runtime.records.items():
+        cache = {None: "off", True: "hit", False: "miss"}[record.cache_hit]
+        lines.append(f"| {name} | {record.load_s:.2f} | {record.compile_s:.2f} | {cache} |")
     lines += ["", "### Versions", "| package | version |", "|---|---|"]
     lines += [f"| {p} | {_version(p)} |" for p in PACKAGES]
     return "\n".join(lines)
 
 
 def system_tab(services: Services) -> None:
-    gr.Markdown(system_report(services))
+    """The report, rebuilt on every page load and on Refresh (variants compile on first use)."""
+    report = gr.Markdown(lambda: system_report(services))
+    gr.Button("Refresh", size="sm").click(lambda: system_report(services), None, report, api_visibility="private")

@@ -1,0 +1,414 @@
+"""Stable Diffusion 1.5 + OpenPose ControlNet on OpenVINO, driven by a hand-written loop.
+
+optimum-intel has no ControlNet pipeline, so `OVStableDiffusionControlNetPipeline`
+follows diffusers' `StableDiffusionControlNetPipeline` step for step (same tokenizer
+call, same seeded latents, same scheduler, same guidance and decoding) with the four
+networks compiled by OpenVINO; numpy goes in and out, torch is used only where the
+diffusers scheduler needs it. `PoseRunner` is what the tab talks to: pose detection and
+generation on either backend, with timings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .images import load_image
+from .models import Backend
+from .pose import PoseDetection, PoseDetector, fit_condition, ov_body_network
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "ovdemo.json"
+
+
+class GenerationCancelled(Exception):
+    """Raised from a step callback to stop a generation between two steps."""
+
+
+@dataclass
+class ControlNetPipelineOutput:
+    """The generated image, its float pixels (H×W×3 in [0, 1]) and per-step timing."""
+
+    image: Image.Image
+    array: np.ndarray
+    seed: int
+    steps: int
+    step_ms: float
+    latency_ms: float
+
+
+class OVStableDiffusionControlNetPipeline:
+    """Text + pose condition image -> image, with OpenVINO-compiled networks.
+
+    Components: a CLIP tokenizer, the compiled text encoder, ControlNet, UNet (with the
+    ControlNet residuals as inputs) and VAE decoder, a diffusers scheduler. Shapes are
+    static: the UNet and ControlNet run at batch 2 (classifier-free guidance); a request
+    without guidance runs the conditional half twice and keeps one.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        text_encoder,
+        controlnet,
+        unet,
+        vae_decoder,
+        scheduler,
+        resolution: int,
+        vae_scaling_factor: float,
+    ):
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.controlnet = controlnet
+        self.unet = unet
+        self.vae_decoder = vae_decoder
+        self.scheduler = scheduler
+        self.resolution = resolution
+        self.vae_scaling_factor = vae_scaling_factor
+        sample = unet.input("sample").get_shape()
+        self.batch, self.latent_shape = int(sample[0]), tuple(int(d) for d in sample[1:])
+        self.residual_names = [o.get_any_name() for o in controlnet.outputs]
+
+    def check_inputs(self, image: Image.Image, request: DiffusionRequest) -> None:
+        if not isinstance(image, Image.Image):
+            raise ValueError(f"The pose image must be a PIL image, got {type(image).__name__}.")
+        if image.size != (self.resolution, self.resolution):
+            raise ValueError(f"The pose image must be {self.resolution}×{self.resolution}, got {image.size}.")
+        if request.seed is None:
+            raise ValueError("The request has no seed; pass it through DiffusionRequest.checked().")
+
+    def encode_prompt(self, prompt: str, negative_prompt: str) -> np.ndarray:
+        """[negative, positive] CLIP embeddings, 2×77×d, tokenized as diffusers does."""
+        request = self.text_encoder.create_infer_request()
+        embeddings = []
+        for text in (negative_prompt, prompt):
+            ids = self.tokenizer(
+                text, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True
+            ).input_ids
+            request.infer({"input_ids": np.asarray([ids], dtype=np.int64)})
+            embeddings.append(request.get_output_tensor(0).data.copy())
+        return np.concatenate(embeddings)
+
+    def prepare_image(self, image: Image.Image) -> np.ndarray:
+        """Condition image as 2×3×H×W float32 in [0, 1] (diffusers: no normalisation)."""
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return np.ascontiguousarray(np.repeat(array.transpose(2, 0, 1)[None], self.batch, axis=0))
+
+    def prepare_latents(self, seed: int, scheduler) -> np.ndarray:
+        """Initial noise from the seeded CPU generator, exactly as diffusers draws it."""
+        import torch
+        from diffusers.utils.torch_utils import randn_tensor
+
+        latents = randn_tensor((1, *self.latent_shape), generator=torch_generator(seed), dtype=torch.float32)
+        return (latents * scheduler.init_noise_sigma).numpy()
+
+    def decode_latents(self, latents: np.ndarray) -> np.ndarray:
+        request = self.vae_decoder.create_infer_request()
+        request.infer({"latent_sample": latents / self.vae_scaling_factor})
+        image = request.get_output_tensor(0).data[0].transpose(1, 2, 0)
+        return np.clip(image / 2 + 0.5, 0.0, 1.0)
+
+    def __call__(
+        self,
+        image: Image.Image,
+        request: DiffusionRequest,
+        scheduler=None,
+        callback_on_step_end: Callable[[int, int], None] | None = None,
+    ) -> ControlNetPipelineOutput:
+        """Generate one image for `request` in the pose of `image` (already at `resolution`).
+
+        `scheduler` (a fresh diffusers scheduler; default: a copy of the pipeline's) is
+        stateful, so each call gets its own. `callback_on_step_end(step, timestep)` runs
+        after every step and may raise `GenerationCancelled`.
+        """
+        import torch
+
+        self.check_inputs(image, request)
+        timer = StepTimer()
+        scheduler = scheduler or type(self.scheduler).from_config(self.scheduler.config)
+        guided = request.uses_guidance
+
+        # 1. Encode the prompt: [negative, positive] for guidance, [positive, positive] without.
+        embeddings = self.encode_prompt(request.prompt, request.negative_prompt)
+        if not guided:
+            embeddings = np.concatenate([embeddings[1:], embeddings[1:]])
+
+        # 2. Prepare the condition image, the timesteps and the seeded latents.
+        condition = self.prepare_image(image)
+        scheduler.set_timesteps(request.steps)
+        latents = self.prepare_latents(request.seed, scheduler)
+
+        # 3. Denoise: ControlNet residuals feed the UNet at every step.
+        control, unet = self.controlnet.create_infer_request(), self.unet.create_infer_request()
+        control.set_tensor("encoder_hidden_states", _tensor(embeddings))
+        control.set_tensor("controlnet_cond", _tensor(condition))
+        unet.set_tensor("encoder_hidden_states", _tensor(embeddings))
+        timer.started = time.perf_counter()
+        for i, t in enumerate(scheduler.timesteps):
+            model_input = scheduler.scale_model_input(torch.from_numpy(latents), t).numpy()
+            model_input = np.ascontiguousarray(np.repeat(model_input, self.batch, axis=0))
+            timestep = np.asarray([int(t)], dtype=np.int64)
+            control.infer({"sample": model_input, "timestep": timestep})
+            for name in self.residual_names:
+                unet.set_tensor(name, control.get_tensor(name))
+            unet.infer({"sample": model_input, "timestep": timestep})
+            noise = unet.get_output_tensor(0).data
+            # 4. Classifier-free guidance.
+            if guided:
+                noise_pred = noise[0:1] + request.guidance_scale * (noise[1:2] - noise[0:1])
+            else:
+                noise_pred = noise[0:1].copy()
+            latents = scheduler.step(torch.from_numpy(noise_pred), t, torch.from_numpy(latents)).prev_sample.numpy()
+            timer.step()
+            if callback_on_step_end is not None:
+                callback_on_step_end(i, int(t))
+
+        # 5. Decode the latents.
+        pixels = self.decode_latents(latents)
+        latency_ms = (time.perf_counter() - timer.started) * 1000
+        image_out = Image.fromarray((pixels * 255).round().astype(np.uint8))
+        return ControlNetPipelineOutput(image_out, pixels, request.seed, request.steps, timer.step_ms, latency_ms)
+
+
+def _tensor(array: np.ndarray):
+    import openvino as ov
+
+    return ov.Tensor(np.ascontiguousarray(array, dtype=array.dtype))
+
+
+@dataclass
+class PoseResult:
+    """What the tab shows: an image and the timing dict of the request."""
+
+    image: Image.Image
+    timing: dict
+    detection: PoseDetection | None = None
+
+
+@dataclass
+class _TorchParts:
+    pipeline: object
+    detector: PoseDetector
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+PART_NAMES = ("text_encoder", "controlnet", "unet", "vae_decoder", "openpose_body")
+
+
+class PoseRunner:
+    """The ControlNet pose tab's models: OpenVINO compiled at startup, PyTorch on first use."""
+
+    def __init__(self, resolved, runtime):
+        from transformers import CLIPTokenizer
+
+        from .controlnet_export import PART_FILES
+
+        self.resolved = resolved
+        self.spec = resolved.spec
+        self.runtime = runtime
+        folder = Path(resolved.ir_dir)
+        self.manifest = json.loads((folder / MANIFEST).read_text())
+        self.resolution = int(self.manifest["resolution"])
+        self.quantization = self.manifest.get("quantization", self.spec.quantization.value)
+        self.scheduler_name = self.spec.defaults.get("scheduler", "UniPCMultistepScheduler")
+        self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        core, config = runtime.core, runtime.ov_config()
+        compiled = {}
+        for part in PART_NAMES:
+            path = folder / PART_FILES[part]
+            runtime.compile(
+                f"{self.spec.key}/{part}",
+                lambda path=path: core.read_model(path),
+                lambda model, part=part: compiled.update(
+                    {part: core.compile_model(model, runtime.settings.device, config)}
+                ),
+            )
+        self._compiled = compiled
+        self.pipeline = OVStableDiffusionControlNetPipeline(
+            self.tokenizer,
+            compiled["text_encoder"],
+            compiled["controlnet"],
+            compiled["unet"],
+            compiled["vae_decoder"],
+            self.new_scheduler(),
+            self.resolution,
+            float(self.manifest["vae_scaling_factor"]),
+        )
+        self.detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
+        self._torch: _TorchParts | None = None
+        self._torch_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- PyTorch baseline
+
+    @property
+    def torch_loaded(self) -> bool:
+        return self._torch is not None
+
+    def torch_source(self) -> Path:
+        """Folder of the PyTorch parts (assembled from the Hub repos when not local)."""
+        ref = Path(self.resolved.torch_ref)
+        if ref.is_dir() and (ref / "unet").is_dir():
+            return ref
+        from .controlnet_export import assemble_hub_source
+        from .resolve import hub_snapshot
+
+        settings = self.runtime.settings
+        fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)
+        source = assemble_hub_source(self.spec, fetch, settings.home / "sources" / self.spec.key)
+        if source is None:
+            raise RuntimeError(
+                f"The PyTorch baseline needs {self.spec.torch_repo} and {self.spec.defaults['base_repo']} "
+                "from the Hub, which cannot be reached."
+            )
+        return source
+
+    def torch_parts(self) -> _TorchParts:
+        with self._torch_lock:
+            if self._torch is None:
+                import torch
+
+                from .controlnet_export import BODY_WEIGHTS, load_body_network
+
+                torch.set_num_threads(self.runtime.settings.threads)
+                source = self.torch_source()
+                logger.info("loading the PyTorch baseline of %s from %s", self.spec.key, source)
+                self._torch = _TorchParts(
+                    load_torch_pipeline(source, self.new_scheduler()),
+                    PoseDetector(load_body_network(source / "openpose" / BODY_WEIGHTS), self.resolution),
+                )
+            return self._torch
+
+    # ----------------------------------------------------------------- requests
+
+    def new_scheduler(self):
+        return make_scheduler(self.scheduler_name, self.scheduler_config)
+
+    def label(self, backend: Backend) -> str:
+        if backend is Backend.PYTORCH:
+            return "PyTorch fp32"
+        return "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
+
+    def timing(self, backend: Backend, task: str, latency_ms: float, **extra) -> dict:
+        return {
+            "task": task,
+            "backend": backend.value,
+            "precision": self.label(backend),
+            "latency_ms": round(latency_ms, 3),
+            "model": self.spec.title,
+            "model_source": self.resolved.source.value,
+            "standin": self.resolved.is_standin,
+            "resolution": self.resolution,
+            **extra,
+        }
+
+    def detect(self, photo, backend: Backend | str = Backend.OPENVINO) -> PoseResult:
+        """The pose condition image of a photo (path of an upload, PIL image or array)."""
+        backend = Backend.parse(backend)
+        image = load_image(photo, "photo")
+        if backend is Backend.OPENVINO:
+            detection = self.detector(image)
+        else:
+            parts = self.torch_parts()
+            with parts.lock:
+                detection = parts.detector(image)
+        timing = self.timing(backend, "detect", detection.latency_ms, people=len(detection.people))
+        return PoseResult(detection.image, timing, detection)
+
+    def generate(
+        self,
+        pose_image,
+        request: DiffusionRequest,
+        backend: Backend | str = Backend.OPENVINO,
+        callback_on_step_end: Callable[[int, int], None] | None = None,
+    ) -> PoseResult:
+        """An image in the pose of `pose_image` (any aspect ratio; the result keeps it)."""
+        backend = Backend.parse(backend)
+        request = request.checked()
+        framed = fit_condition(load_image(pose_image, "pose image"), self.resolution)
+        if backend is Backend.OPENVINO:
+            out = self.pipeline(framed.image, request, self.new_scheduler(), callback_on_step_end)
+        else:
+            parts = self.torch_parts()
+            with parts.lock:
+                out = run_torch_pipeline(
+                    parts.pipeline, framed.image, request, self.new_scheduler(), callback_on_step_end
+                )
+        timing = self.timing(
+            backend,
+            "generate",
+            out.latency_ms,
+            step_ms=round(out.step_ms, 3),
+            steps=out.steps,
+            seed=out.seed,
+            guidance_scale=request.guidance_scale,
+            scheduler=self.scheduler_name,
+            truncated=prompt_is_truncated(self.tokenizer, request.prompt),
+        )
+        return PoseResult(framed.crop(out.image), timing)
+
+
+def load_torch_pipeline(source: Path, scheduler):
+    """diffusers' `StableDiffusionControlNetPipeline` from a source folder, fp32, on CPU."""
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionControlNetPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    dtype = torch.float32
+    return StableDiffusionControlNetPipeline(
+        vae=AutoencoderKL.from_pretrained(source / "vae", torch_dtype=dtype),
+        text_encoder=CLIPTextModel.from_pretrained(source / "text_encoder", dtype=dtype),
+        tokenizer=CLIPTokenizer.from_pretrained(source / "tokenizer"),
+        unet=UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=dtype),
+        controlnet=ControlNetModel.from_pretrained(source / "controlnet", torch_dtype=dtype),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).to("cpu")
+
+
+def run_torch_pipeline(
+    pipeline, image: Image.Image, request: DiffusionRequest, scheduler, callback_on_step_end=None
+) -> ControlNetPipelineOutput:
+    """The same request through diffusers, timed like the OpenVINO loop."""
+    import torch
+
+    timer = StepTimer()
+
+    def on_step(pipe, step, timestep, callback_kwargs):
+        timer.step()
+        if callback_on_step_end is not None:
+            callback_on_step_end(step, int(timestep))
+        return callback_kwargs
+
+    pipeline.scheduler = scheduler
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        timer.started = start
+        pixels = pipeline(
+            request.prompt,
+            image=image,
+            height=image.height,
+            width=image.width,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt or None,
+            generator=torch_generator(request.seed),
+            output_type="np",
+            callback_on_step_end=on_step,
+        ).images[0]
+        latency_ms = (time.perf_counter() - start) * 1000
+    image_out = Image.fromarray((pixels * 255).round().astype(np.uint8))
+    return ControlNetPipelineOutput(image_out, pixels, request.seed, request.steps, timer.step_ms, latency_ms)

@@ -1,0 +1,523 @@
+"""PyTorch -> one OpenVINO IR folder for the ControlNet pose tab (and its offline stand-ins).
+
+optimum-intel has no ControlNet pipeline, so each part is converted here with
+`openvino.convert_model` and saved with static shapes:
+
+| file                                 | part                    | static inputs                          |
+|--------------------------------------|-------------------------|----------------------------------------|
+| `openvino_text_encoder_model.xml`    | CLIP text encoder       | input_ids 1×77                         |
+| `openvino_controlnet_model.xml`      | OpenPose ControlNet     | latents 2×4×h×w, t, text, cond 2×3×H×W |
+| `openvino_unet_model.xml`            | UNet + residual inputs  | latents, t, text, ControlNet residuals |
+| `openvino_vae_decoder_model.xml`     | VAE decoder             | latent_sample 1×4×h×w                  |
+| `openvino_openpose_body_model.xml`   | OpenPose body network   | image 1×3×184×184                      |
+
+plus `tokenizer/`, `scheduler/` and `ovdemo.json` (source, quantization, shapes). The
+UNet and the ControlNet are compressed to INT8 weights with NNCF (weight-only: on CPUs
+without VNNI/AMX, INT8 activations do not pay off; see docs/pose.md).
+
+The PyTorch source is one folder in this layout (a stand-in is built in it directly;
+the Hub repos are assembled into it with symlinks):
+
+    text_encoder/ tokenizer/ unet/ vae/ scheduler/   <- stable-diffusion-v1-5/stable-diffusion-v1-5
+    controlnet/                                      <- lllyasviel/sd-controlnet-openpose
+    openpose/body_pose_model.pth                     <- lllyasviel/Annotators
+
+    python -m pipelines.controlnet_export --source DIR_OR_HUB --out DIR [--fp32] [--push-to user/repo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .registry import CONTROLNET_POSE, ModelSpec, Quantization
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "ovdemo.json"
+BODY_WEIGHTS = "body_pose_model.pth"
+SD_PARTS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
+TOKENS = 77
+# controlnet_aux's Body runs the network once, at scale 0.5 of a 368-pixel box: a square
+# image of any size becomes 184×184 (a multiple of the stride 8, so no padding).
+BODY_INPUT = 184
+
+PART_FILES = {
+    "text_encoder": "openvino_text_encoder_model.xml",
+    "controlnet": "openvino_controlnet_model.xml",
+    "unet": "openvino_unet_model.xml",
+    "vae_decoder": "openvino_vae_decoder_model.xml",
+    "openpose_body": "openvino_openpose_body_model.xml",
+}
+QUANTIZED_PARTS = ("unet", "controlnet")
+
+# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM); the pipelines build
+# UniPC from it, as diffusers' ControlNet docs do.
+SD15_SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+    set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False,
+)  # fmt: skip
+
+# Real configurations (SD 1.5 config files) and tiny ones for tests.
+SD15 = {
+    "unet": dict(
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=2,
+        cross_attention_dim=768,
+        block_out_channels=(320, 640, 1280, 1280),
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    ),
+    "vae": dict(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        scaling_factor=0.18215,
+    ),
+    "text": dict(
+        vocab_size=49408,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=768,
+    ),
+    "control_embedding": (16, 32, 96, 256),
+    "vocab": 8000,
+}
+TINY = {
+    "unet": dict(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        cross_attention_dim=32,
+        block_out_channels=(32, 64),
+        attention_head_dim=8,
+        norm_num_groups=32,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    ),
+    # Four blocks like SD's VAE, so latents are 1/8 of the image as in the real model.
+    "vae": dict(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        sample_size=64,
+        block_out_channels=(16, 16, 16, 16),
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        scaling_factor=0.18215,
+    ),
+    "text": dict(
+        vocab_size=2000,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=32,
+    ),
+    "control_embedding": (16, 16, 32, 32),
+    "vocab": 2000,
+}
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+def clip_tokenizer(vocab_size: int, out_dir: Path):
+    """A CLIP BPE tokenizer trained with `tokenizers` on an English word list.
+
+    The real CLIP vocabulary is on the Hub only; this has CLIP's special tokens, its
+    `</w>` end-of-word merges and `model_max_length=77` (needed by every SD exporter).
+    """
+    import tempfile
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    from .standins import packaged_minilm_path
+
+    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isascii() and w.isalpha()]
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token="<|endoftext|>"))
+    bpe.normalizer = normalizers.Lowercase()
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        end_of_word_suffix="</w>",
+        initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789"),
+    )
+    bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
+    with tempfile.TemporaryDirectory() as tmp:
+        bpe.model.save(tmp)
+        vocab = json.loads((Path(tmp) / "vocab.json").read_text())
+        lines = (Path(tmp) / "merges.txt").read_text().splitlines()
+    merges = [tuple(line.split()) for line in lines if line and not line.startswith("#")]
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=TOKENS)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def body_checkpoint_keys(state_dict: dict) -> dict:
+    """The body network's state dict with the key names of the published checkpoint
+    (`conv1_1.weight`, not `model0.conv1_1.weight`), which `util.transfer` maps back."""
+    return {key.split(".", 1)[1]: value for key, value in state_dict.items()}
+
+
+def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
+    """Seeded random SD 1.5 parts, an OpenPose ControlNet and body network in `out_dir`.
+
+    `full` has the real configurations (and so the real compute); `tiny` makes 64×64
+    images for tests.
+    """
+    import torch
+    from controlnet_aux.open_pose.model import bodypose_model
+    from diffusers import AutoencoderKL, ControlNetModel, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    dims = SD15 if size == "full" else TINY
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = clip_tokenizer(dims["vocab"], out_dir / "tokenizer")
+    torch.manual_seed(seed)
+    text = CLIPTextConfig(**{**dims["text"], "vocab_size": max(dims["text"]["vocab_size"], len(tokenizer))})
+    CLIPTextModel(text).eval().save_pretrained(out_dir / "text_encoder")
+    unet = UNet2DConditionModel(**dims["unet"]).eval()
+    unet.save_pretrained(out_dir / "unet")
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=dims["control_embedding"])
+    # from_unet copies the UNet's encoder and zero-initialises the condition input and the
+    # residual output convolutions, as training starts; a default (random) initialisation
+    # makes the pose matter, as it does in a trained model.
+    with torch.no_grad():
+        zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+        for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
+            module.reset_parameters()
+    controlnet.eval().save_pretrained(out_dir / "controlnet")
+    del unet, controlnet
+    AutoencoderKL(**dims["vae"]).eval().save_pretrained(out_dir / "vae")
+    PNDMScheduler.from_config(SD15_SCHEDULER).save_pretrained(out_dir / "scheduler")
+    (out_dir / "openpose").mkdir(exist_ok=True)
+    body = bodypose_model().eval()
+    torch.save(body_checkpoint_keys(body.state_dict()), out_dir / "openpose" / BODY_WEIGHTS)
+    (out_dir / "config.json").write_text(json.dumps({"standin": "controlnet-pose", "size": size, "seed": seed}))
+
+
+# --------------------------------------------------------------------------- Hub sources
+
+
+def assemble_hub_source(
+    spec: ModelSpec, snapshot: Callable[[str, list[str]], Path | None], out_dir: Path
+) -> Path | None:
+    """Download the three PyTorch repos (only the files used) and link them into `out_dir`
+    in the source layout; None when any of them can't be had."""
+    base, annotators = spec.defaults["base_repo"], spec.defaults["annotator_repo"]
+    sd = snapshot(base, [f"{p}/*" for p in SD_PARTS if p != "vae"] + ["vae/config.json", "vae/*.safetensors"])
+    control = snapshot(spec.torch_repo, ["config.json", "*.safetensors"])
+    pose = snapshot(annotators, [BODY_WEIGHTS])
+    if sd is None or control is None or pose is None:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    links = {**{p: sd / p for p in SD_PARTS}, "controlnet": control, "openpose": pose}
+    for name, target in links.items():
+        link = out_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target.resolve(), target_is_directory=True)
+    (out_dir / "config.json").write_text(json.dumps({"base": base, "controlnet": spec.torch_repo, "pose": annotators}))
+    return out_dir
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _wrappers():
+    """torch modules with positional tensor inputs and tuple outputs, for tracing."""
+    import torch
+
+    class TextEncoder(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids):
+            return self.model(input_ids, return_dict=False)[0]
+
+    class ControlNet(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, sample, timestep, encoder_hidden_states, controlnet_cond):
+            down, mid = self.model(
+                sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale=1.0, return_dict=False
+            )
+            return (*down, mid)
+
+    class UNet(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, sample, timestep, encoder_hidden_states, *residuals):
+            return self.model(
+                sample,
+                timestep,
+                encoder_hidden_states,
+                down_block_additional_residuals=residuals[:-1],
+                mid_block_additional_residual=residuals[-1],
+                return_dict=False,
+            )[0]
+
+    class VaeDecoder(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, latent_sample):
+            return self.model.decode(latent_sample, return_dict=False)[0]
+
+    return TextEncoder, ControlNet, UNet, VaeDecoder
+
+
+def _convert(module, example: tuple, input_names: list[str], output_names: list[str]):
+    """`openvino.convert_model` with named inputs/outputs and the example's (static) shapes."""
+    import openvino as ov
+    import torch
+
+    with torch.no_grad():
+        model = ov.convert_model(module, example_input=example, input=[tuple(t.shape) for t in example])
+    for port, name in zip(model.inputs, input_names, strict=True):
+        port.get_tensor().set_names({name})
+    for port, name in zip(model.outputs, output_names, strict=True):
+        port.get_tensor().set_names({name})
+    return model
+
+
+@contextlib.contextmanager
+def _traceable_causal_mask():
+    """transformers 5 builds CLIP's causal mask with code that does not trace; optimum-intel's
+    exporter swaps in its traceable mask function, and so does this while converting."""
+    from optimum.exporters.openvino.patching_utils import eager_mask_without_vmap
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", eager_mask_without_vmap)
+    try:
+        yield
+    finally:
+        ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask)
+
+
+def load_body_network(weights: Path):
+    """controlnet_aux's body network with weights loaded safely (`weights_only=True`)."""
+    import torch
+    from controlnet_aux.open_pose import util
+    from controlnet_aux.open_pose.model import bodypose_model
+
+    model = bodypose_model()
+    model.load_state_dict(util.transfer(model, torch.load(weights, map_location="cpu", weights_only=True)))
+    return model.eval()
+
+
+def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PART_FILES)) -> dict:
+    """Convert `parts` of the source folder to FP32 IR in `out_dir`; return the shapes."""
+    import gc
+
+    import openvino as ov
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    TextEncoder, ControlNet, UNet, VaeDecoder = _wrappers()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save = lambda model, part: ov.save_model(model, out_dir / PART_FILES[part], compress_to_fp16=False)
+
+    hidden = CLIPTextConfig.from_pretrained(source / "text_encoder").hidden_size
+    vae_config = AutoencoderKL.load_config(source / "vae")
+    vae_scale = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    unet_config = UNet2DConditionModel.load_config(source / "unet")
+    latent = unet_config["sample_size"]
+    size = latent * vae_scale
+
+    if "text_encoder" in parts:
+        logger.info("converting the text encoder")
+        text_encoder = CLIPTextModel.from_pretrained(source / "text_encoder", dtype=torch.float32).eval()
+        ids = torch.zeros((1, TOKENS), dtype=torch.int64)
+        with _traceable_causal_mask():
+            save(_convert(TextEncoder(text_encoder), (ids,), ["input_ids"], ["last_hidden_state"]), "text_encoder")
+        del text_encoder
+
+    if "vae_decoder" in parts:
+        logger.info("converting the VAE decoder (%d×%d latents)", latent, latent)
+        vae = AutoencoderKL.from_pretrained(source / "vae", torch_dtype=torch.float32).eval()
+        example = (torch.zeros((1, vae.config.latent_channels, latent, latent)),)
+        save(_convert(VaeDecoder(vae), example, ["latent_sample"], ["sample"]), "vae_decoder")
+        del vae
+
+    sample = torch.randn((2, unet_config["in_channels"], latent, latent))
+    timestep = torch.tensor([999], dtype=torch.int64)
+    text = torch.randn((2, TOKENS, hidden))
+    inputs = ["sample", "timestep", "encoder_hidden_states"]
+    controlnet = ControlNetModel.from_pretrained(source / "controlnet", torch_dtype=torch.float32).eval()
+    cond = torch.rand((2, 3, size, size))
+    with torch.no_grad():
+        residuals = ControlNet(controlnet)(sample, timestep, text, cond)
+    names = [f"down_block_res_{i}" for i in range(len(residuals) - 1)] + ["mid_block_res"]
+    if "controlnet" in parts:
+        logger.info("converting the ControlNet (condition %d×%d, batch 2)", size, size)
+        example = (sample, timestep, text, cond)
+        save(_convert(ControlNet(controlnet), example, [*inputs, "controlnet_cond"], names), "controlnet")
+    del controlnet
+    gc.collect()
+
+    if "unet" in parts:
+        logger.info("converting the UNet (%d×%d latents, batch 2, %d residual inputs)", latent, latent, len(names))
+        unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32).eval()
+        save(_convert(UNet(unet), (sample, timestep, text, *residuals), [*inputs, *names], ["out_sample"]), "unet")
+        del unet
+    del residuals
+    gc.collect()
+
+    if "openpose_body" in parts:
+        logger.info("converting the OpenPose body network")
+        body = load_body_network(source / "openpose" / BODY_WEIGHTS)
+        example = (torch.zeros((1, 3, BODY_INPUT, BODY_INPUT)),)
+        save(_convert(body, example, ["image"], ["pafs", "heatmaps"]), "openpose_body")
+
+    for part in ("tokenizer", "scheduler"):
+        shutil.copytree(source / part, out_dir / part, dirs_exist_ok=True)
+    return {
+        "resolution": size,
+        "latent_size": latent,
+        "latent_channels": unet_config["in_channels"],
+        "vae_scale_factor": vae_scale,
+        "vae_scaling_factor": vae_config["scaling_factor"],
+        "text_hidden_size": hidden,
+        "residuals": len(names),
+        "cfg_batch": 2,
+        "body_input": BODY_INPUT,
+    }
+
+
+def fp32_variant(ir_dir: Path, source: Path, out_dir: Path) -> Path:
+    """An FP32 copy of a weight-compressed IR folder: only the UNet and the ControlNet are
+    compressed, so those two are converted again and the rest is copied."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    skip = shutil.ignore_patterns(*(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    shutil.copytree(ir_dir, out_dir, ignore=skip)
+    convert_parts(source, out_dir, QUANTIZED_PARTS)
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    (out_dir / MANIFEST).write_text(json.dumps({**manifest, "quantization": Quantization.NONE.value}, indent=1))
+    return out_dir
+
+
+def compress_folder(fp32_dir: Path, out_dir: Path) -> Path:
+    """INT8 weight compression (NNCF) of the UNet and the ControlNet of an FP32 IR folder."""
+    import nncf
+    import openvino as ov
+
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    skip = shutil.ignore_patterns(*(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    shutil.copytree(fp32_dir, partial, ignore=skip)
+    core = ov.Core()
+    for part in QUANTIZED_PARTS:
+        logger.info("compressing the %s weights to INT8 (NNCF)", part)
+        model = nncf.compress_weights(core.read_model(fp32_dir / PART_FILES[part]))
+        ov.save_model(model, partial / PART_FILES[part], compress_to_fp16=False)
+        del model
+    manifest = json.loads((partial / MANIFEST).read_text())
+    (partial / MANIFEST).write_text(json.dumps({**manifest, "quantization": Quantization.INT8_WEIGHTS.value}, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    return out_dir
+
+
+def export_controlnet(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Quantization | None = None):
+    """Source folder -> IR folder (`quantization` defaults to the spec's). Written to a
+    sibling folder and renamed at the end, so an interrupted export never looks finished."""
+    quantization = spec.quantization if quantization is None else quantization
+    if quantization is Quantization.INT8:
+        raise ValueError("The ControlNet pose models support weight-only INT8 (int8-weights) or fp32.")
+    source = Path(source)
+    fp32 = out_dir.with_name(out_dir.name + ".fp32-partial") if quantization is not Quantization.NONE else None
+    partial = fp32 or out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    logger.info("exporting %s from %s to OpenVINO IR (%s)", spec.key, source, quantization.value)
+    shapes = convert_parts(source, partial)
+    manifest = {"source": str(source), "quantization": Quantization.NONE.value, **shapes}
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if fp32 is not None:
+        compress_folder(fp32, out_dir)
+        shutil.rmtree(fp32, ignore_errors=True)
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        partial.rename(out_dir)
+    return out_dir
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload an IR folder to a Hub repo the user owns (created if missing); returns its URL."""
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, exist_ok=True, private=private)
+    message = "OpenVINO IR of SD 1.5 + OpenPose ControlNet"
+    upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message)
+    return f"https://huggingface.co/{repo_id}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", help="source folder in the layout above; default: download the Hub repos")
+    parser.add_argument("--standin", choices=["full", "tiny"], help="build a random-weight stand-in as the source")
+    parser.add_argument("--out", type=Path, required=True, help="IR folder to write")
+    parser.add_argument("--fp32", action="store_true", help="no INT8 compression")
+    parser.add_argument("--push-to", help="Hub repo id to upload the folder to (needs a write token)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    spec = CONTROLNET_POSE
+    if args.standin:
+        source = args.out.with_name(args.out.name + "-pytorch")
+        if not (source / "config.json").is_file():
+            build_standin(args.standin, source)
+    elif args.source:
+        source = Path(args.source)
+    else:
+        from .resolve import hub_snapshot
+
+        settings = Settings.from_env()
+        fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)
+        source = assemble_hub_source(spec, fetch, settings.home / "sources" / spec.key)
+        if source is None:
+            raise SystemExit("The PyTorch repos could not be downloaded from the Hub; pass --source or --standin.")
+    export_controlnet(spec, source, args.out, Quantization.NONE if args.fp32 else None)
+    logger.info("IR folder ready: %s", args.out)
+    if args.push_to:
+        logger.info("uploaded to %s", push_to_hub(args.out, args.push_to, args.private))
+
+
+if __name__ == "__main__":
+    main()

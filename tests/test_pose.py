@@ -1,0 +1,296 @@
+"""ControlNet pose tab: the OpenVINO pipeline against diffusers, pose detection on both
+backends, presets, image handling, and both endpoints through gradio_client.
+
+Tiny stand-ins (64×64 images, 8×8 latents), 2 denoising steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, ImageDraw
+
+from pipelines import images
+from pipelines.controlnet import PoseRunner, run_torch_pipeline
+from pipelines.controlnet_export import fp32_variant
+from pipelines.diffusion import DiffusionRequest
+from pipelines.pose import PRESET_KEYPOINTS, draw_keypoints, presets, save_presets
+from pipelines.runtime import Runtime
+
+# FP32 IR with INFERENCE_PRECISION_HINT=f32 against diffusers fp32: both run the same
+# arithmetic in a different order; pixels are in [0, 1].
+PIXEL_ATOL = 1e-4
+# Body network heatmaps/PAFs, OpenVINO FP32 vs PyTorch.
+BODY_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def runner(services) -> PoseRunner:
+    assert services.pose is not None, services.failures
+    return services.pose
+
+
+@pytest.fixture(scope="module")
+def fp32_runner(runner, settings, tmp_path_factory) -> PoseRunner:
+    """The same stand-in with FP32 UNet and ControlNet, compiled with the f32 hint."""
+    folder = fp32_variant(runner.resolved.ir_dir, runner.torch_source(), tmp_path_factory.mktemp("pose") / "fp32")
+    runtime = Runtime(dataclasses.replace(settings, cache_dir=None, precision="f32"))
+    return PoseRunner(dataclasses.replace(runner.resolved, ir_dir=folder), runtime)
+
+
+def _request(seed=7, guidance=7.5, steps=2, negative="blurry") -> DiffusionRequest:
+    return DiffusionRequest("a dancer on a beach", negative, steps, guidance, seed).checked()
+
+
+def _figure(size=96) -> Image.Image:
+    """A synthetic person-like drawing: head, body, arms, legs on a light background."""
+    image = Image.new("RGB", (size, size), (220, 210, 190))
+    draw = ImageDraw.Draw(image)
+    s = size / 96
+    draw.ellipse([40 * s, 8 * s, 56 * s, 24 * s], fill=(200, 150, 120))
+    draw.rectangle([40 * s, 24 * s, 56 * s, 56 * s], fill=(40, 60, 160))
+    draw.line([40 * s, 28 * s, 24 * s, 48 * s], fill=(200, 150, 120), width=int(5 * s))
+    draw.line([56 * s, 28 * s, 72 * s, 48 * s], fill=(200, 150, 120), width=int(5 * s))
+    draw.line([44 * s, 56 * s, 40 * s, 88 * s], fill=(30, 30, 30), width=int(6 * s))
+    draw.line([52 * s, 56 * s, 56 * s, 88 * s], fill=(30, 30, 30), width=int(6 * s))
+    return image
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@pytest.mark.parametrize("guidance", [7.5, 1.0])
+def test_openvino_pipeline_matches_diffusers(fp32_runner, guidance):
+    condition = presets(fp32_runner.resolution)["arms raised"]
+    request = _request(guidance=guidance)
+    ov = fp32_runner.pipeline(condition, request, fp32_runner.new_scheduler())
+    torch_parts = fp32_runner.torch_parts()
+    pt = run_torch_pipeline(torch_parts.pipeline, condition, request, fp32_runner.new_scheduler())
+    assert ov.array.shape == pt.array.shape == (fp32_runner.resolution, fp32_runner.resolution, 3)
+    assert ov.array.std() > 0.01  # not a blank image
+    np.testing.assert_allclose(ov.array, pt.array, atol=PIXEL_ATOL)
+
+
+def test_pose_and_seed_drive_the_output(runner):
+    size = runner.resolution
+    base = runner.pipeline(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
+    again = runner.pipeline(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
+    other_pose = runner.pipeline(presets(size)["sitting"], _request(seed=1), runner.new_scheduler()).array
+    other_seed = runner.pipeline(presets(size)["standing"], _request(seed=2), runner.new_scheduler()).array
+    np.testing.assert_array_equal(base, again)  # deterministic: any difference below is the input's
+    # Random-weight ControlNet residuals are small next to the UNet's own activations, so the
+    # pose moves pixels by ~2e-5 on the tiny stand-in; zero would mean they never reach the UNet.
+    assert np.abs(base - other_pose).max() > 5e-6
+    assert np.abs(base - other_seed).max() > 1e-2
+
+
+def test_int8_runner_generates_with_timing_and_keeps_aspect_ratio(runner):
+    wide = presets(512)["walking"].resize((512, 256))
+    result = runner.generate(wide, DiffusionRequest("a runner", steps=2, seed=5), "OpenVINO")
+    assert result.image.size == (runner.resolution, runner.resolution // 2)
+    timing = result.timing
+    assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8"
+    assert timing["seed"] == 5 and timing["steps"] == 2 and 0 < timing["step_ms"] < timing["latency_ms"]
+    assert timing["model_source"] == "stand-in (random weights)"
+
+
+def test_request_checks(runner):
+    for request, message in [
+        (DiffusionRequest("", steps=2), "prompt is empty"),
+        (DiffusionRequest("x", steps=0), "Steps must be"),
+        (DiffusionRequest("x", guidance_scale=99.0), "Guidance scale"),
+        (DiffusionRequest("x", seed=-3), "Seed must be"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            runner.generate(presets(64)["standing"], request)
+    with pytest.raises(ValueError, match="must be 64×64"):
+        runner.pipeline(Image.new("RGB", (32, 32)), _request(), runner.new_scheduler())
+
+
+# --------------------------------------------------------------------------- pose detection
+
+
+def test_openvino_and_pytorch_pose_detectors_agree(fp32_runner):
+    import torch
+
+    from pipelines.images import letterbox
+
+    framed = np.asarray(letterbox(_figure(), fp32_runner.resolution).image)
+    ov_body = fp32_runner.detector.detector.body_estimation
+    pt_body = fp32_runner.torch_parts().detector.detector.body_estimation
+    x = torch.rand((1, 3, 184, 184), generator=torch.Generator().manual_seed(0)) - 0.5
+    with torch.no_grad():
+        for ov_out, pt_out in zip(ov_body.model(x), pt_body.model(x), strict=True):
+            assert ov_out.shape == pt_out.shape and pt_out.abs().max() > 0
+            np.testing.assert_allclose(ov_out.numpy(), pt_out.numpy(), atol=BODY_ATOL, rtol=1e-3)
+    # The whole of controlnet_aux's post-processing on a synthetic image: same peaks, same people.
+    ov_candidate, ov_subset = ov_body(framed[:, :, ::-1].copy())
+    pt_candidate, pt_subset = pt_body(framed[:, :, ::-1].copy())
+    np.testing.assert_allclose(ov_candidate, pt_candidate, atol=1e-3)
+    np.testing.assert_array_equal(ov_subset, pt_subset)
+
+
+def test_no_person_found_is_a_clear_message(runner):
+    with pytest.raises(ValueError, match="No person was found"):
+        runner.detect(Image.new("RGB", (120, 80), (128, 128, 128)))
+
+
+def test_presets_render():
+    paths = save_presets()
+    assert set(paths) == set(PRESET_KEYPOINTS)
+    for name, path in paths.items():
+        stored = np.asarray(Image.open(path).convert("RGB"))
+        drawn = np.asarray(presets(512)[name])
+        np.testing.assert_array_equal(stored, drawn)  # the committed PNGs are what the code draws
+        assert 0.01 < (drawn.sum(axis=2) > 0).mean() < 0.3  # a skeleton, not an empty or full canvas
+    # A missing keypoint is left out of the drawing.
+    points = list(PRESET_KEYPOINTS["standing"])
+    partial = draw_keypoints([*points[:4], None, *points[5:]], 64, 64)
+    assert np.asarray(partial).sum() < np.asarray(draw_keypoints(points, 64, 64)).sum()
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_images_convert_modes_and_downscale():
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    assert images.load_image(rgba).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+    gray = images.load_image(Image.new("L", (10, 10), 77))
+    assert gray.mode == "RGB" and gray.getpixel((3, 3)) == (77, 77, 77)
+    assert images.load_image(np.zeros((5, 7), np.uint8)).size == (7, 5)
+    big = images.load_image(Image.new("RGB", (6000, 1000)))
+    assert big.size == (images.MAX_WORKING_SIDE, 341)
+
+
+def test_letterbox_and_crop_keep_the_aspect_ratio():
+    framed = images.letterbox(Image.new("RGB", (100, 50), (255, 255, 255)), 64)
+    assert framed.image.size == (64, 64) and framed.box == (0, 16, 64, 48)
+    assert framed.image.getpixel((0, 0)) == (0, 0, 0) and framed.image.getpixel((32, 32)) == (255, 255, 255)
+    assert framed.crop(Image.new("RGB", (512, 512))).size == (64, 32)
+
+
+def test_upload_limits_and_non_images(tmp_path, monkeypatch):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all")
+    with pytest.raises(ValueError, match="not an image this app can read"):
+        images.load_image(text)
+    huge = tmp_path / "huge.png"
+    Image.new("1", (8000, 6000)).save(huge)  # 48 megapixels, a few kB on disk
+    with pytest.raises(ValueError, match="megapixels"):
+        images.load_image(huge)
+    monkeypatch.setattr(images, "MAX_UPLOAD_BYTES", 1000)
+    heavy = tmp_path / "heavy.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(heavy)
+    with pytest.raises(ValueError, match="MB; the limit"):
+        images.load_image(heavy)
+    with pytest.raises(ValueError, match="No photo was given"):
+        images.load_image(None, "photo")
+
+
+# --------------------------------------------------------------------------- API
+
+
+@pytest.fixture(scope="module")
+def client(services):
+    from app import build_demo
+
+    demo = build_demo(services)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_api_parameters(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = lambda ep: [p["parameter_name"] for p in endpoints[ep]["parameters"]]
+    assert names("/pose") == ["pose_image", "prompt", "negative_prompt", "steps", "guidance_scale", "seed", "backend"]
+    assert names("/detect_pose")[0] == "image"
+
+
+@pytest.mark.parametrize("backend", ["OpenVINO", "PyTorch"])
+def test_pose_endpoint(client, backend):
+    preset = save_presets()["standing"]
+    path, timing = client.predict(handle_file(str(preset)), "a dancer", "", 2, 7.5, 11, backend, api_name="/pose")
+    assert Image.open(path).size == (64, 64)
+    assert timing["backend"] == backend and timing["seed"] == 11 and timing["steps"] == 2
+    assert timing["latency_ms"] > 0 and timing["step_ms"] > 0 and timing["model_source"]
+
+
+def test_detect_pose_endpoint(client, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (90, 60), (128, 128, 128)).save(blank)
+    with pytest.raises(AppError, match="No person was found"):
+        client.predict(handle_file(str(blank)), api_name="/detect_pose")
+    with pytest.raises(AppError, match="No person was found"):
+        client.predict(handle_file(str(blank)), "PyTorch", api_name="/detect_pose")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"),
+    [
+        ("/detect_pose", ("notes.txt",), "not an image this app can read"),
+        ("/pose", ("notes.txt", "a dancer", "", 2, 7.5, 1, "OpenVINO"), "not an image this app can read"),
+        ("/pose", ("standing", "   ", "", 2, 7.5, 1, "OpenVINO"), "prompt is empty"),
+        ("/pose", ("standing", "a dancer", "", 2.5, 7.5, 1, "OpenVINO"), "whole number"),
+        ("/pose", ("standing", "a dancer", "", 2, 7.5, 1, "TensorFlow"), "not in the list of choices"),
+        ("/pose", (None, "a dancer", "", 2, 7.5, 1, "OpenVINO"), "No pose image was given"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, tmp_path, endpoint, args, message):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    files = {"notes.txt": handle_file(str(notes)), "standing": handle_file(str(save_presets()["standing"]))}
+    args = tuple(files.get(a, a) if isinstance(a, str) else a for a in args)
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=endpoint)
+    path, timing = client.predict(files["standing"], "still serving", "", 1, 1.0, 3, "OpenVINO", api_name="/pose")
+    assert timing["steps"] == 1 and Image.open(path).size == (64, 64)
+
+
+def test_stop_cancels_a_running_generation(client, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="ui.pose_tab")
+    preset = handle_file(str(save_presets()["standing"]))
+    job = client.submit(preset, "a long one", "", 50, 7.5, 1, "PyTorch", api_name="/pose")
+    deadline = time.monotonic() + 30
+    while not (job.status().progress_data or job.done()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not job.done(), "the generation finished before it could be stopped"
+    job.cancel()
+    while "generation stopped after" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped = [r.getMessage() for r in caplog.records if "generation stopped after" in r.getMessage()]
+    assert stopped and not stopped[0].startswith("generation stopped after 50 ")
+
+
+def test_hub_sources_are_assembled_from_three_repos(tmp_path):
+    from pipelines.controlnet_export import assemble_hub_source
+    from pipelines.registry import CONTROLNET_POSE
+
+    asked = {}
+
+    def snapshot(repo, patterns):
+        asked[repo] = patterns
+        folder = tmp_path / "hub" / repo.replace("/", "--")
+        for part in ("text_encoder", "tokenizer", "unet", "vae", "scheduler"):
+            (folder / part).mkdir(parents=True, exist_ok=True)
+        return folder
+
+    source = assemble_hub_source(CONTROLNET_POSE, snapshot, tmp_path / "source")
+    assert set(asked) == {
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "lllyasviel/sd-controlnet-openpose",
+        "lllyasviel/Annotators",
+    }
+    assert asked["lllyasviel/Annotators"] == ["body_pose_model.pth"]  # not the whole annotator repo
+    assert (source / "unet").resolve() == (tmp_path / "hub" / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "unet")
+    assert (source / "controlnet").resolve() == tmp_path / "hub" / "lllyasviel--sd-controlnet-openpose"
+    assert assemble_hub_source(CONTROLNET_POSE, lambda repo, patterns: None, tmp_path / "none") is None
