@@ -147,7 +147,7 @@ CONTROLNET_POSE = ModelSpec(
 )
 
 REGISTRY: dict[str, ModelSpec] = {}
-for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, CONTROLNET_POSE):
+for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, *SD_VARIANTS, CONTROLNET_POSE):
     if _spec.key in REGISTRY:
         raise ValueError(f"duplicate model key {_spec.key!r} in the registry")
     REGISTRY[_spec.key] = _spec
