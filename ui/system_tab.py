@@ -61,6 +61,6 @@ def system_report(services: Services) -> str:
 
 
 def system_tab(services: Services) -> None:
-    """The report, rebuilt on every page load and on Refresh (variants compile on first use)."""
-    report = gr.Markdown(lambda: system_report(services))
+    """The report as of startup; Refresh adds what compiled since (variants compile on first use)."""
+    report = gr.Markdown(system_report(services))
     gr.Button("Refresh", size="sm").click(lambda: system_report(services), None, report, api_visibility="private")
