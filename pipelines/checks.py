@@ -15,7 +15,18 @@ def check_text(text: object, action: str) -> str:
         raise ValueError(f"The text is empty: type a sentence to {action}.")
     if len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"The text is {len(text):,} characters long; shorten it to at most {MAX_TEXT_CHARS:,}.")
+    check_unicode(text, "text")
     return text.strip()
+
+
+def check_unicode(text: str, what: str) -> None:
+    """ValueError for text that is not valid Unicode (a lone surrogate, say): tokenizers reject it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"The {what} contains a character that is not valid Unicode at position {exc.start}; remove it."
+        ) from None
 
 
 def whole_number(value: object, name: str, low: int, high: int) -> int:

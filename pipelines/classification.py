@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import check_text
+from .checks import check_text, check_unicode
 from .models import Backend, DualModel
 
 SIMILARITY_SCALE = 20.0
@@ -39,6 +39,8 @@ def parse_labels(labels: str | list[str] | None, max_labels: int) -> list[str]:
     elif not isinstance(labels, list):
         raise ValueError(f"Labels must be comma-separated text, got {type(labels).__name__}.")
     parts = [str(label).strip() for label in labels]
+    for part in parts:
+        check_unicode(part, "labels")
     if not any(parts):
         raise ValueError("The labels are empty: type at least two labels separated by commas, or none for sentiment.")
     if "" in parts:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from .checks import whole_number
+from .checks import check_unicode, whole_number
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 50, 20
 MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 20.0, 7.5
@@ -38,6 +38,7 @@ class DiffusionRequest:
                 raise ValueError(f"The {name} must be text, got {type(text).__name__}.")
             if len(text) > MAX_PROMPT_CHARS:
                 raise ValueError(f"The {name} is {len(text):,} characters long; shorten it to {MAX_PROMPT_CHARS:,}.")
+            check_unicode(text, name)
         if not self.prompt.strip():
             raise ValueError("The prompt is empty: describe the image you want.")
         steps = whole_number(self.steps, "Steps", MIN_STEPS, MAX_STEPS)
