@@ -7,10 +7,13 @@ catch-all for unexpected exceptions, so it counts as a crash here.
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.checks import MAX_TEXT_CHARS
+from pipelines.diffusion import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, DiffusionRequest
+from pipelines.images import load_image
 from pipelines.translation import LANGUAGES
 from ui.classification_tab import make_classify
 from ui.translation_tab import make_translate
@@ -66,3 +69,60 @@ def test_classify_never_crashes(services, text, labels, backend):
     if result is not None:
         scores, timing = result
         assert abs(sum(scores.values()) - 1) < 1e-4 and timing["latency_ms"] > 0
+
+
+@SETTINGS
+@given(
+    prompt=TEXTS,
+    negative=st.one_of(st.text(max_size=50), st.just("y" * 5000), st.none()),
+    steps=NUMBERS,
+    guidance=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 50), st.none(), st.text()),
+    seed=st.one_of(st.integers(min_value=-(2**40), max_value=2**40), st.floats(allow_nan=True), st.none()),
+)
+def test_diffusion_request_is_checked_or_refused(prompt, negative, steps, guidance, seed):
+    """Every image endpoint validates through `DiffusionRequest.checked` before any model runs."""
+    try:
+        checked = DiffusionRequest(prompt, negative, steps, guidance, seed).checked()
+    except ValueError as exc:
+        assert str(exc).endswith("."), exc
+        return
+    assert MIN_STEPS <= checked.steps <= MAX_STEPS and 0 <= checked.seed <= MAX_SEED
+    assert MIN_GUIDANCE <= checked.guidance_scale <= MAX_GUIDANCE and checked.prompt
+
+
+@SETTINGS
+@given(
+    payload=st.one_of(
+        st.binary(max_size=2048),
+        st.builds(lambda b: b"\x89PNG\r\n\x1a\n" + b, st.binary(max_size=512)),
+        st.builds(lambda b: b"\xff\xd8\xff\xe0" + b, st.binary(max_size=512)),
+    )
+)
+def test_any_uploaded_file_is_an_image_or_a_clear_refusal(tmp_path_factory, payload):
+    path = tmp_path_factory.mktemp("upload") / "upload.bin"
+    path.write_bytes(payload)
+    try:
+        image = load_image(str(path))
+    except ValueError as exc:
+        assert str(exc).startswith("The "), exc  # a sentence about the upload, not a library's message
+        return
+    assert image.mode == "RGB" and image.width * image.height > 0
+
+
+@SETTINGS
+@given(
+    array=st.one_of(
+        st.builds(
+            lambda shape, dtype: np.zeros(shape, dtype=dtype),
+            st.lists(st.integers(0, 6), min_size=0, max_size=4).map(tuple),
+            st.sampled_from([np.uint8, np.float32, np.int64, np.bool_]),
+        ),
+    )
+)
+def test_any_array_is_an_image_or_a_clear_refusal(array):
+    try:
+        image = load_image(array)
+    except ValueError as exc:
+        assert str(exc).startswith("The "), exc  # a sentence about the upload, not a library's message
+        return
+    assert image.mode == "RGB"
