@@ -253,6 +253,7 @@ def pose_worker(config: str, threads: int, warmup: int, runs: int) -> dict:
     figure over-states the post-processing; the network figure is the comparable one."""
     import numpy as np
     import torch
+    from PIL import Image
 
     from .controlnet_export import BODY_WEIGHTS, PART_FILES, load_body_network
     from .pose import PoseDetector, ov_body_network, presets
@@ -271,8 +272,11 @@ def pose_worker(config: str, threads: int, warmup: int, runs: int) -> dict:
     else:
         network = load_body_network(folders["pytorch"] / "openpose" / BODY_WEIGHTS)
     detector = PoseDetector(network, 512)
-    x = torch.rand((1, 3, 184, 184), generator=torch.Generator().manual_seed(0)) - 0.5
     photo = np.asarray(presets(512)["standing"].convert("RGB"))
+    # The network input exactly as controlnet_aux's Body prepares it for this photo (BGR,
+    # 184×184, /256 - 0.5): random-noise inputs make PyTorch hit slow denormal arithmetic.
+    small = np.asarray(Image.fromarray(photo).resize((184, 184), Image.Resampling.BICUBIC))[:, :, ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) / 256 - 0.5)
 
     def forward():
         with torch.inference_mode():
