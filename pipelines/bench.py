@@ -34,7 +34,7 @@ CONFIGS: dict[str, tuple[str, bool, str | None, bool]] = {
     "openvino-default": ("OpenVINO", False, None, False),
     "openvino-int8": ("OpenVINO", True, None, False),
 }
-WORKLOADS = ("classification", "translation", "startup", "sd", "controlnet")
+WORKLOADS = ("classification", "translation", "startup", "sd", "controlnet", "pose")
 DEFAULT_WORKLOADS = ("classification", "translation", "startup")
 # The ControlNet workload compares these (INT8 = NNCF weight compression of UNet + ControlNet).
 CONTROLNET_CONFIGS = ("pytorch-fp32", "openvino-fp32", "openvino-int8")
@@ -112,6 +112,8 @@ def worker(workload: str, config: str, threads: int, warmup: int, runs: int) -> 
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     if workload == "controlnet":
         return controlnet_worker(config, threads, warmup, runs)
+    if workload == "pose":
+        return pose_worker(config, threads, warmup, runs)
     if workload == "classification":
         dual = _dual(SENTIMENT, config, threads)
         classifier = Classifier(dual, dual)
@@ -245,6 +247,54 @@ def controlnet_worker(config: str, threads: int, warmup: int, runs: int) -> dict
     }
 
 
+def pose_worker(config: str, threads: int, warmup: int, runs: int) -> dict:
+    """OpenPose body detection alone: the network (1×3×184×184) and the whole detection of a
+    512×512 image (network + controlnet_aux peak finding and limb linking). With random
+    weights the heatmaps have many more peaks than a real photo, so the whole-detection
+    figure over-states the post-processing; the network figure is the comparable one."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .controlnet_export import BODY_WEIGHTS, PART_FILES, load_body_network
+    from .pose import PoseDetector, ov_body_network, presets
+
+    torch.set_num_threads(threads)
+    folders = controlnet_folders(_settings(config, threads))
+    backend, quantized, hint, _ = CONFIGS[config]
+    if backend == "OpenVINO":
+        import openvino as ov
+
+        props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads), "CACHE_DIR": ""}
+        if hint:
+            props["INFERENCE_PRECISION_HINT"] = hint
+        folder = folders["int8" if quantized else "fp32"]
+        network = ov_body_network(ov.Core().compile_model(folder / PART_FILES["openpose_body"], "CPU", props))
+    else:
+        network = load_body_network(folders["pytorch"] / "openpose" / BODY_WEIGHTS)
+    detector = PoseDetector(network, 512)
+    photo = np.asarray(presets(512)["standing"].convert("RGB"))
+    # The network input exactly as controlnet_aux's Body prepares it for this photo (BGR,
+    # 184×184, /256 - 0.5): random-noise inputs make PyTorch hit slow denormal arithmetic.
+    small = np.asarray(Image.fromarray(photo).resize((184, 184), Image.Resampling.BICUBIC))[:, :, ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) / 256 - 0.5)
+
+    def forward():
+        with torch.inference_mode():
+            network(x)
+
+    network_ms = _time(forward, warmup, runs)
+    detect_ms = _time(lambda: detector.detector.detect_poses(photo), 1, max(3, runs // 2))
+    return {
+        "workload": "pose",
+        "config": config,
+        "threads": threads,
+        "network_ms_median": statistics.median(network_ms),
+        "detect_ms_median": statistics.median(detect_ms),
+        **_rss(),
+    }
+
+
 def startup_worker(cache_dir: str) -> dict:
     """Process start -> every model compiled (as `python app.py` does before serving)."""
     from .settings import Settings
@@ -309,6 +359,22 @@ def _markdown(results: list[dict]) -> str:
             ratio = f"{base['step_s_median'] / r['step_s_median']:.2f}×" if base else "-"
             lines.append(
                 f"| {r['config']} | {r['step_s_median']:.2f} | {ratio} | {r['detect_ms_median']:.0f} | "
+                f"{r['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    rows = [r for r in results if r.get("workload") == "pose"]
+    if rows:
+        lines += [
+            "### OpenPose body detection (full body network, 512×512 image, random weights)",
+            "| configuration | network ms (1×3×184×184) | whole detection ms | peak RSS MiB |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            if "error" in r:
+                lines.append(f"| {r['config']} | failed: {r['error']} | | |")
+                continue
+            lines.append(
+                f"| {r['config']} | {r['network_ms_median']:.0f} | {r['detect_ms_median']:.0f} | "
                 f"{r['peak_rss_mib']:.0f} |"
             )
         lines.append("")
@@ -513,7 +579,8 @@ def main(argv: list[str] | None = None) -> None:
                 if r.get("workload") == "sd":
                     r["size"] = r.get("size", args.sd_size)
             continue
-        configs = [c for c in args.configs if c in CONTROLNET_CONFIGS] if workload == "controlnet" else args.configs
+        image_workload = workload in ("controlnet", "pose")
+        configs = [c for c in args.configs if c in CONTROLNET_CONFIGS] if image_workload else args.configs
         for config in configs:
             results.append(
                 {
