@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", type=str, help="OpenVINO device, default CPU")
     parser.add_argument("--precision", type=str, help="INFERENCE_PRECISION_HINT: f32, bf16 or f16")
     parser.add_argument("--threads", type=int, help="PyTorch threads, default all cores")
-    parser.add_argument("--standin-size", choices=["full", "tiny"], help="size of offline stand-ins")
+    parser.add_argument("--standin-size", choices=["full", "small", "tiny"], help="size of offline stand-ins")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860)
     return parser.parse_args(argv)

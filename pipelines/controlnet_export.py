@@ -100,6 +100,21 @@ SD15 = {
     "control_embedding": (16, 32, 96, 256),
     "vocab": 8000,
 }
+# The layout of SD 1.5 with narrower blocks, as the Stable Diffusion tab's `small` stand-in:
+# 512×512 images, built and converted in minutes, for the offline app.
+SMALL = {
+    "unet": dict(
+        SD15["unet"],
+        layers_per_block=1,
+        cross_attention_dim=256,
+        block_out_channels=(64, 128, 256, 256),
+    ),
+    "vae": dict(SD15["vae"], layers_per_block=1, block_out_channels=(32, 64, 128, 128)),
+    "text": dict(SD15["text"], hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
+                 projection_dim=256),
+    "control_embedding": (16, 32, 96, 256),
+    "vocab": 8000,
+}  # fmt: skip
 TINY = {
     "unet": dict(
         sample_size=8,
@@ -195,7 +210,7 @@ def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
     from diffusers import AutoencoderKL, ControlNetModel, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    dims = SD15 if size == "full" else TINY
+    dims = {"full": SD15, "small": SMALL, "tiny": TINY}[size]
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(dims["vocab"], out_dir / "tokenizer")
     torch.manual_seed(seed)

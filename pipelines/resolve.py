@@ -150,9 +150,17 @@ def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
         standins.build(spec.standin, settings.standin_size, weights)
     if not is_complete_ir_folder(folder):
         export(spec, weights, folder)
-    return ResolvedModel(
-        spec, folder, str(weights), Source.STANDIN, f"{settings.standin_size} {spec.title} architecture"
-    )
+    return ResolvedModel(spec, folder, str(weights), Source.STANDIN, _standin_detail(spec, settings))
+
+
+def _standin_detail(spec: ModelSpec, settings: Settings) -> str:
+    """What the stand-in is, for the banner: whether its latencies are those of the real model."""
+    text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
+    if settings.standin_size == "tiny":
+        return f"{spec.title}, tiny test layout"
+    if settings.standin_size == "full" or text_task:
+        return f"{spec.title} architecture at its real size"
+    return f"{spec.title}, reduced layout (narrower than the real model, so faster; --standin-size full for real size)"
 
 
 def _packaged_path(package: str) -> Path | None:

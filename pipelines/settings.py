@@ -11,7 +11,7 @@ value instead of reading the environment itself.
 | `OVDEMO_DEVICE`          | `--device`     | OpenVINO device (default `CPU`)                                 |
 | `OVDEMO_PRECISION`       | `--precision`  | `INFERENCE_PRECISION_HINT` (`f32`, `bf16`, `f16`); unset = auto |
 | `OVDEMO_THREADS`         | `--threads`    | threads for PyTorch (default: all cores)                        |
-| `OVDEMO_STANDIN_SIZE`    | `--standin-size` | `full` (real architecture) or `tiny` (for tests)              |
+| `OVDEMO_STANDIN_SIZE`    | `--standin-size` | `full`, `small` (default) or `tiny`; see StandinSize              |
 | `OVDEMO_HUB_TIMEOUT`     |                | seconds to wait for the Hub before using stand-ins (default 3)  |
 
 `HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
@@ -24,7 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-StandinSize = Literal["full", "tiny"]
+StandinSize = Literal["full", "small", "tiny"]
+"""Offline stand-ins: `full` = every model at its real configuration; `small` (default) = the text
+models at real size, the image models in a reduced SD 1.x layout that builds in minutes; `tiny` = tests."""
 
 
 def _user_cache() -> Path:
@@ -39,7 +41,7 @@ class Settings:
     device: str = "CPU"
     precision: str | None = None
     threads: int = os.cpu_count() or 1
-    standin_size: StandinSize = "full"
+    standin_size: StandinSize = "small"
     hub_timeout: float = 3.0
 
     @classmethod
@@ -69,8 +71,8 @@ class Settings:
         return cls(**values).validated()
 
     def validated(self) -> Settings:
-        if self.standin_size not in ("full", "tiny"):
-            raise ValueError(f"standin_size must be 'full' or 'tiny', got {self.standin_size!r}")
+        if self.standin_size not in ("full", "small", "tiny"):
+            raise ValueError(f"standin_size must be 'full', 'small' or 'tiny', got {self.standin_size!r}")
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):

@@ -71,7 +71,7 @@ def build_t5(size: StandinSize, out_dir: Path) -> None:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    dims = T5_SMALL if size == "full" else T5_TINY
+    dims = T5_TINY if size == "tiny" else T5_SMALL
     tokenizer = _t5_tokenizer(min(dims["vocab_size"], 8000))
     config = T5Config(**dims, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     torch.manual_seed(SEED)
@@ -85,7 +85,7 @@ def _minilm_config(size: StandinSize, **extra):
     from transformers import BertConfig
 
     base = BertConfig.from_pretrained(packaged_minilm_path())
-    return BertConfig(**{**base.to_dict(), **(MINILM_L6 if size == "full" else MINILM_TINY), **extra})
+    return BertConfig(**{**base.to_dict(), **(MINILM_TINY if size == "tiny" else MINILM_L6), **extra})
 
 
 def build_minilm_sst2(size: StandinSize, out_dir: Path) -> None:
@@ -229,7 +229,7 @@ def build_sd(size: StandinSize, out_dir: Path) -> None:
     The full SD 1.5 configuration is built on request (`python -m pipelines.convert sd
     --standin sd15`), for benchmarks: its export alone takes many minutes on a small CPU.
     """
-    build_sd_pipeline("tiny" if size == "tiny" else "small", out_dir)
+    build_sd_pipeline({"full": "sd15", "small": "small", "tiny": "tiny"}[size], out_dir)
 
 
 def build_controlnet_pose(size: StandinSize, out_dir: Path) -> None:

@@ -31,7 +31,7 @@ def make_classify(classifier: Classifier):
 def classification_tab(classifier: Classifier) -> None:
     """Render the tab's components and events inside the current `gr.Tab`."""
 
-    if banner := standin_banner(classifier.sentiment, classifier.embedder):
+    if banner := standin_banner(classifier.sentiment.resolved, classifier.embedder.resolved):
         gr.Markdown(banner, elem_classes="standin-banner")
     gr.Markdown(
         "Leave **labels** empty for sentiment (POSITIVE / NEGATIVE). Type two or more comma-separated labels "

@@ -8,6 +8,7 @@ import logging
 import gradio as gr
 
 from pipelines.models import Backend, DualModel
+from pipelines.resolve import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,15 @@ def announce_torch_load(dual: DualModel, backend: str) -> None:
         gr.Info(f"Loading the PyTorch baseline of {dual.spec.title} (first use only); this request takes longer.")
 
 
-def standin_banner(*duals: DualModel) -> str:
+def standin_banner(*models: ResolvedModel, note: str = "") -> str:
     """Markdown warning naming every stand-in model of a tab; empty when all are real."""
-    standins = [d for d in duals if d.resolved.is_standin]
+    standins = [m for m in models if m.is_standin]
     if not standins:
         return ""
-    names = ", ".join(f"**{d.spec.title}** ({d.resolved.detail})" for d in standins)
+    names = ", ".join(f"**{m.spec.title}** ({m.detail})" for m in standins)
     return (
-        f"⚠️ **Stand-in model.** {names}: the real model could not be downloaded, so this tab runs "
-        "the same architecture with random weights. **Its outputs are meaningless; its latencies are real.**"
+        f"⚠️ **Stand-in model.** {names}: the real model could not be downloaded, so this tab runs its "
+        "architecture with random weights. **Its outputs are meaningless; its latencies are real.**" + note
     )
 
 

@@ -24,7 +24,7 @@ from pipelines.diffusion import (
 from pipelines.models import Backend
 from pipelines.pose import save_presets
 
-from .common import BACKENDS, handle_errors, latency_line
+from .common import BACKENDS, handle_errors, latency_line, standin_banner
 
 logger = logging.getLogger(__name__)
 
@@ -138,13 +138,8 @@ def pose_tab(runner: PoseRunner) -> None:
         result = finish(outcome)
         yield result.image, result.timing
 
-    if runner.resolved.is_standin:
-        gr.Markdown(
-            f"⚠️ **Stand-in model.** **{runner.spec.title}** ({runner.resolved.detail}): the real models could not "
-            "be downloaded, so this tab runs the same architectures with random weights. **Images are noise and "
-            "pose detection finds no one (use a preset); the latencies are real.**",
-            elem_classes="standin-banner",
-        )
+    if banner := standin_banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose."):
+        gr.Markdown(banner, elem_classes="standin-banner")
     gr.Markdown(
         f"Upload a photo of a person and press **Detect pose**, or pick a preset; then describe the image. "
         f"Output: {runner.resolution}×{runner.resolution} (your photo's aspect ratio is kept by padding). "

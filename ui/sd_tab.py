@@ -20,7 +20,7 @@ from pipelines.diffusion import (
 from pipelines.models import Backend
 from pipelines.sd import GenerationCancelled, SDRunner
 
-from .common import BACKENDS, handle_errors, latency_line
+from .common import BACKENDS, handle_errors, latency_line, standin_banner
 
 CONCURRENCY_ID = "image-generation"
 """Image generation has its own queue: the text tabs keep answering while an image is made."""
@@ -30,17 +30,6 @@ EXAMPLES = [
     ["a blue water turtle with a cannon on its shell", ""],
     ["a green plant dinosaur with a flower on its back, simple background", "text, watermark"],
 ]
-
-
-def _banner(runner: SDRunner) -> str:
-    variant = runner.default_variant
-    if not variant.resolved.is_standin:
-        return ""
-    return (
-        f"⚠️ **Stand-in model.** **{variant.spec.title}** ({variant.resolved.detail}): the real model could not "
-        "be downloaded, so this tab runs a Stable Diffusion 1.x architecture with random weights, smaller than "
-        "the real one. **Its images are meaningless noise; its latencies are real for this architecture.**"
-    )
 
 
 def sd_tab(runner: SDRunner) -> None:
@@ -98,7 +87,7 @@ def sd_tab(runner: SDRunner) -> None:
         loaded = runner.load(variant)
         return f"**{variant}** compiled: {loaded.resolved.describe()}."
 
-    if banner := _banner(runner):
+    if banner := standin_banner(runner.default_variant.resolved):
         gr.Markdown(banner, elem_classes="standin-banner")
     height, width = runner.default_variant.height, runner.default_variant.width
     with gr.Row():

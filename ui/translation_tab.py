@@ -33,7 +33,7 @@ def translation_tab(translator: Translator) -> None:
     """Render the tab's components and events inside the current `gr.Tab`."""
     default_new = translator.default_new_tokens
 
-    if banner := standin_banner(translator.model):
+    if banner := standin_banner(translator.model.resolved):
         gr.Markdown(banner, elem_classes="standin-banner")
     with gr.Row():
         with gr.Column():
