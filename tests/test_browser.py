@@ -83,6 +83,38 @@ def test_bad_input_shows_a_message_not_a_traceback(page):
     page.screenshot(path=SHOTS / "error.png", full_page=True)
 
 
+def _set_steps(panel, steps: int) -> None:
+    """The first number box of an image tab is its Steps slider's."""
+    box = panel.locator("input[type=number]").first
+    box.fill(str(steps))
+    box.press("Enter")
+
+
+def test_sd_tab_generates_on_both_backends(page):
+    panel = _open(page, "SD-ToMe-INT8")
+    assert "Stand-in model" in panel.inner_text()
+    _set_steps(panel, 2)
+    panel.get_by_role("button", name="Generate").click()
+    _wait_text(page.locator("#sd-latency"), r"OpenVINO ToMe\+INT8 [\d.]+ ms|OpenVINO INT8 [\d.]+ ms")
+    panel.get_by_label("PyTorch").check()
+    panel.get_by_role("button", name="Generate").click()
+    line = _wait_text(page.locator("#sd-latency"), r"PyTorch fp32 [\d.]+ ms")
+    assert re.search(r"OpenVINO [\d.]+× (faster|slower)", line), line
+    assert panel.locator("img").count() >= 1
+    page.screenshot(path=SHOTS / "sd.png", full_page=True)
+
+
+def test_pose_tab_generates_from_a_preset(page):
+    panel = _open(page, "ControlNet pose")
+    panel.get_by_role("button", name="Detect pose").wait_for()
+    panel.locator(".gallery-item, button.gallery-item, [data-testid='examples'] img").first.click()
+    _set_steps(panel, 2)
+    panel.get_by_role("button", name="Generate").click()
+    line = _wait_text(page.locator("#pose-latency"), r"Generation")
+    assert re.search(r"OpenVINO \S+ [\d.]+ ms", line) and "2 steps" in line, line
+    page.screenshot(path=SHOTS / "pose.png", full_page=True)
+
+
 def test_system_tab_lists_every_model(page, services):
     panel = _open(page, "System")
     text = _wait_text(panel, "Models")

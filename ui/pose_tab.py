@@ -164,7 +164,7 @@ def pose_tab(runner: PoseRunner) -> None:
             with gr.Row():
                 generate_button = gr.Button("Generate", variant="primary")
                 stop_button = gr.Button("Stop", variant="stop")
-            latency = gr.Markdown()
+            latency = gr.Markdown(elem_id="pose-latency")
         with gr.Column():
             output = gr.Image(label="Generated image", type="pil", format="png", interactive=False)
             timing = gr.JSON(label="Timing")

@@ -113,7 +113,7 @@ def sd_tab(runner: SDRunner) -> None:
             variant_status = gr.Markdown(f"**{default_variant}** is compiled and ready.")
             with gr.Row():
                 backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
-                latency = gr.Markdown()
+                latency = gr.Markdown(elem_id="sd-latency")
             with gr.Row():
                 button = gr.Button("Generate", variant="primary")
                 stop_button = gr.Button("Stop", variant="stop")
