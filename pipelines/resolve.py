@@ -157,10 +157,10 @@ def _standin_detail(spec: ModelSpec, settings: Settings) -> str:
     """What the stand-in is, for the banner: whether its latencies are those of the real model."""
     text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
     if settings.standin_size == "tiny":
-        return f"{spec.title}, tiny test layout"
+        return "tiny test layout"
     if settings.standin_size == "full" or text_task:
-        return f"{spec.title} architecture at its real size"
-    return f"{spec.title}, reduced layout (narrower than the real model, so faster; --standin-size full for real size)"
+        return "real architecture and size"
+    return "reduced layout: narrower than the real model, so faster; --standin-size full for the real size"
 
 
 def _packaged_path(package: str) -> Path | None:
