@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,31 @@ def fp32_model(services, settings, tmp_path_factory):
         return built[key]
 
     return get
+
+
+@contextmanager
+def launched(services: Services, **kwargs):
+    """The app built from `services`, served on loopback for the duration of the block."""
+    from app import build_demo
+
+    demo = build_demo(services, **kwargs)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """`with serve(services, **build_demo_kwargs) as demo:` runs the app for the block."""
+    return launched
+
+
+@pytest.fixture(scope="module")
+def client(services):
+    """A gradio_client for the app, one server per test module."""
+    from gradio_client import Client
+
+    with launched(services) as demo:
+        yield Client(demo.local_url, verbose=False)

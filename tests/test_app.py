@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from app import build_demo
 from ui.common import latency_line
-
-
-@pytest.fixture(scope="module")
-def client(services):
-    demo = build_demo(services)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_api_names_and_order(client):

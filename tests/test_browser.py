@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from app import build_demo
-
 # Debian's chromium (what CI installs); else the browser of `playwright install chromium`.
 CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
@@ -18,13 +16,11 @@ WAIT_MS = 180_000  # generous: the first PyTorch request loads the model
 
 
 @pytest.fixture(scope="module")
-def page(services):
+def page(services, serve):
     from playwright.sync_api import sync_playwright
 
-    demo = build_demo(services)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
+    with serve(services) as demo, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(WAIT_MS)
@@ -32,7 +28,6 @@ def page(services):
         page.get_by_role("tab", name="Translation").wait_for()
         yield page
         browser.close()
-    demo.close()
 
 
 def _open(page, tab: str):

@@ -10,24 +10,15 @@ from pathlib import Path
 
 from gradio_client import Client
 
-from app import build_demo
-
 CLIENTS, REQUESTS = 8, 20
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
-def _launch(services, **kwargs):
-    demo = build_demo(services, **kwargs)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    return demo
-
-
-def test_eight_clients_twenty_requests_each(services):
-    demo = _launch(services)
+def test_eight_clients_twenty_requests_each(services, serve):
     deadline = time.monotonic() + 300
 
-    def client_run(i: int) -> list[tuple[str, float | None]]:
-        client = Client(demo.local_url, verbose=False)
+    def client_run(i: int, url: str) -> list[tuple[str, float | None]]:
+        client = Client(url, verbose=False)
         out = []
         for n in range(REQUESTS):
             if time.monotonic() > deadline:
@@ -44,11 +35,8 @@ def test_eight_clients_twenty_requests_each(services):
                 out.append((f"{type(exc).__name__}: {exc}", None))
         return out
 
-    try:
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            results = [r for rs in pool.map(client_run, range(CLIENTS)) for r in rs]
-    finally:
-        demo.close()
+    with serve(services) as demo, ThreadPoolExecutor(CLIENTS) as pool:
+        results = [r for rs in pool.map(client_run, range(CLIENTS), [demo.local_url] * CLIENTS) for r in rs]
     failures = [status for status, _ in results if status != "ok"]
     latencies = sorted(ms for status, ms in results if status == "ok")
     report = {
@@ -65,9 +53,8 @@ def test_eight_clients_twenty_requests_each(services):
     assert report["requests"] == CLIENTS * REQUESTS
 
 
-def test_full_queue_answers_busy_at_once(services):
-    demo = _launch(services, queue_max_size=1)
-    try:
+def test_full_queue_answers_busy_at_once(services, serve):
+    with serve(services, queue_max_size=1) as demo:
         client = Client(demo.local_url, verbose=False)
         jobs = [
             client.submit("A long sentence to translate. " * 20, "German", "PyTorch", 256, api_name="/translate")
@@ -80,8 +67,6 @@ def test_full_queue_answers_busy_at_once(services):
                 outcomes.append("ok")
             except Exception as exc:
                 outcomes.append(str(exc))
-    finally:
-        demo.close()
     busy = [o for o in outcomes if o != "ok"]
     assert "ok" in outcomes, outcomes
     assert busy, "12 requests into a queue of 1 should turn some away"

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
@@ -192,18 +192,6 @@ def test_upload_limits_and_non_images(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- API
-
-
-@pytest.fixture(scope="module")
-def client(services):
-    from app import build_demo
-
-    demo = build_demo(services)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_api_parameters(client):

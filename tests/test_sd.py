@@ -12,7 +12,6 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from app import build_demo
 from pipelines import convert
 from pipelines.diffusion import DiffusionRequest
 from pipelines.sd import GenerationCancelled
@@ -155,13 +154,9 @@ def test_a_variant_that_fails_to_load_reports_and_the_runner_keeps_serving(sd, m
 
 
 @pytest.fixture(scope="module")
-def client(services, fp32):
-    demo = build_demo(services)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
+def client(services, fp32, serve):
+    with serve(services) as demo:
         yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_generate_api_order_and_result(client):
