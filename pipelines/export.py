@@ -55,7 +55,7 @@ def missing_ir_files(path: Path) -> list[str]:
         for xml in sorted(path.rglob("openvino*model*.xml"))
         if not xml.with_suffix(".bin").is_file()
     ]
-    if not (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+    if not any((path / name).is_file() for name in ("config.json", "model_index.json", MANIFEST)):
         missing.append("config.json")
     return missing
 

@@ -58,3 +58,15 @@ def test_incomplete_standin_is_rebuilt(settings, tmp_path):
     (first.ir_dir / "openvino_model.bin").unlink()
     again = resolve(SENTIMENT, fresh)
     assert (again.ir_dir / "openvino_model.bin").is_file()
+
+
+def test_every_offline_model_is_reused_on_the_next_start(services, settings, monkeypatch):
+    """A second start must find every stand-in and export complete, and rebuild nothing."""
+    from pipelines import resolve as resolve_module
+
+    rebuilt = []
+    monkeypatch.setattr(resolve_module, "export", lambda *a, **k: rebuilt.append(a[0].key))
+    monkeypatch.setattr(resolve_module.standins, "build", lambda *a, **k: rebuilt.append(a[0]))
+    for resolved in services.sources():
+        resolve(resolved.spec, settings)
+    assert rebuilt == []
