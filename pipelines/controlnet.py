@@ -22,13 +22,12 @@ import numpy as np
 from PIL import Image
 
 from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .export import MANIFEST
 from .images import load_image
 from .models import Backend
 from .pose import PoseDetection, PoseDetector, fit_condition, ov_body_network
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "ovdemo.json"
 
 
 class GenerationCancelled(Exception):

@@ -35,11 +35,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from .export import MANIFEST
 from .registry import CONTROLNET_POSE, ModelSpec, Quantization
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "ovdemo.json"
 BODY_WEIGHTS = "body_pose_model.pth"
 SD_PARTS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 TOKENS = 77
@@ -159,40 +159,6 @@ TINY = {
 # --------------------------------------------------------------------------- stand-ins
 
 
-def clip_tokenizer(vocab_size: int, out_dir: Path):
-    """A CLIP BPE tokenizer trained with `tokenizers` on an English word list.
-
-    The real CLIP vocabulary is on the Hub only; this has CLIP's special tokens, its
-    `</w>` end-of-word merges and `model_max_length=77` (needed by every SD exporter).
-    """
-    import tempfile
-
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import CLIPTokenizer
-
-    from .standins import packaged_minilm_path
-
-    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isascii() and w.isalpha()]
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token="<|endoftext|>"))
-    bpe.normalizer = normalizers.Lowercase()
-    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        end_of_word_suffix="</w>",
-        initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789"),
-    )
-    bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
-    with tempfile.TemporaryDirectory() as tmp:
-        bpe.model.save(tmp)
-        vocab = json.loads((Path(tmp) / "vocab.json").read_text())
-        lines = (Path(tmp) / "merges.txt").read_text().splitlines()
-    merges = [tuple(line.split()) for line in lines if line and not line.startswith("#")]
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=TOKENS)
-    tokenizer.save_pretrained(out_dir)
-    return tokenizer
-
-
 def body_checkpoint_keys(state_dict: dict) -> dict:
     """The body network's state dict with the key names of the published checkpoint
     (`conv1_1.weight`, not `model0.conv1_1.weight`), which `util.transfer` maps back."""
@@ -212,7 +178,10 @@ def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
 
     dims = {"full": SD15, "small": SMALL, "tiny": TINY}[size]
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = clip_tokenizer(dims["vocab"], out_dir / "tokenizer")
+    from .standins import clip_tokenizer
+
+    tokenizer = clip_tokenizer(dims["vocab"])
+    tokenizer.save_pretrained(out_dir / "tokenizer")
     torch.manual_seed(seed)
     text = CLIPTextConfig(**{**dims["text"], "vocab_size": max(dims["text"]["vocab_size"], len(tokenizer))})
     CLIPTextModel(text).eval().save_pretrained(out_dir / "text_encoder")

@@ -32,9 +32,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .export import MANIFEST
+
 logger = logging.getLogger(__name__)
 
-MANIFEST = "ovdemo.json"
 CFG_BATCH = 2  # classifier-free guidance: unconditional + conditional in one UNet call
 CALIBRATION_PROMPTS = (
     "a cute yellow cartoon creature with big ears and red cheeks",

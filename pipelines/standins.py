@@ -156,12 +156,13 @@ SD_TEXT = {
 CLIP_MAX_LENGTH = 77
 
 
-def _clip_tokenizer(vocab_size: int):
+def clip_tokenizer(vocab_size: int):
     """A CLIP BPE tokenizer trained on the packaged MiniLM's English vocabulary.
 
     CLIP's own vocabulary is not available offline; `tokenizers` trains a BPE with CLIP's
     conventions (byte-level alphabet, `</w>` word ends, start/end tokens) and
-    `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint.
+    `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint. Both image
+    tabs' stand-ins use it.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import CLIPTokenizer
@@ -191,7 +192,7 @@ def build_sd_pipeline(config: str, out_dir: Path) -> None:
 
     if config not in SD_SIZES:
         raise ValueError(f"unknown Stable Diffusion stand-in size {config!r}; choose one of {SD_SIZES}")
-    tokenizer = _clip_tokenizer(8000 if config != "tiny" else 1000)
+    tokenizer = clip_tokenizer(8000 if config != "tiny" else 1000)
     text = SD_TEXT[config]
     text_config = CLIPTextConfig(
         **{**text, "vocab_size": max(text.get("vocab_size", 0), len(tokenizer))},
