@@ -1,30 +1,115 @@
-"""The benchmark's report: table and chart from results."""
+"""The benchmark: timing rules, report, targets, and one real run on tiny stand-ins."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pytest
 from PIL import Image
 
-from pipelines.bench import _markdown
-from pipelines.bench_chart import draw
+from pipelines.bench import chart, cli, report
+from pipelines.bench.core import Repeats, compare, measure, summary
 
 RESULTS = [
-    {"workload": "classification", "config": "pytorch-fp32", "median_ms": 26.0, "p90_ms": 27.0, "peak_rss_mib": 900},
-    {"workload": "classification", "config": "openvino-int8", "median_ms": 13.0, "p90_ms": 14.0, "peak_rss_mib": 700},
+    {"workload": "classification", "config": "pytorch-fp32", "unit": "ms", "median": 26.0, "p90": 27.0, "runs": 50,
+     "peak_rss_mib": 1000.0},
+    {"workload": "classification", "config": "pytorch-bf16", "unit": "ms", "median": 130.0, "p90": 140.0, "runs": 50,
+     "peak_rss_mib": 1000.0},
+    {"workload": "classification", "config": "openvino-int8", "unit": "ms", "median": 1.3, "p90": 1.4, "runs": 50,
+     "peak_rss_mib": 250.0, "quality": "same label, max |Δp| 0.004"},
     {"workload": "classification", "config": "openvino-fp32", "error": "boom"},
-    {"workload": "startup", "cache": "warm (restart)", "ready_s": 12.34, "first_answer_s": 12.9, "compiled": 9,
-     "cache_hits": 9, "peak_rss_mib": 3000.4},
+    {"workload": "translation", "config": "pytorch-fp32", "unit": "ms", "median": 400.0, "p90": 420.0, "runs": 30,
+     "ms_per_token": 20.0, "peak_rss_mib": 1200.0},
+    {"workload": "translation", "config": "openvino-int8", "unit": "ms", "median": 80.0, "p90": 90.0, "runs": 30,
+     "ms_per_token": 4.0, "peak_rss_mib": 800.0},
+    {"workload": "startup", "cache": "empty", "ready_s": 20.0, "first_answer_s": 20.4, "compiled": 9, "cache_hits": 0,
+     "compiled_during_first_requests": [], "peak_rss_mib": 3000.4},
+    {"workload": "startup", "cache": "warm", "ready_s": 5.0, "first_answer_s": 5.3, "compiled": 9, "cache_hits": 9,
+     "compiled_during_first_requests": [], "peak_rss_mib": 3000.4},
 ]  # fmt: skip
 
 
-def test_table_gives_speed_up_over_pytorch_and_failures():
-    table = _markdown(RESULTS)
-    assert "| openvino-int8 | 13.00 | 14.00 | 2.00× | 700 |" in table
-    assert "| openvino-fp32 | failed: boom |" in table
-    assert "| warm (restart) | 12.3 | 12.9 | 9 of 9 | 3000 |" in table
+def test_measure_discards_warmup_and_stops_at_the_budget():
+    calls = []
+    samples = measure(lambda: calls.append(1), Repeats(warmup=3, runs=7))
+    assert len(samples) == 7 and len(calls) == 10
+    slow = measure(lambda: __import__("time").sleep(0.02), Repeats(warmup=0, runs=100, budget_s=0.05))
+    assert 1 <= len(slow) < 10  # stopped once 50 ms were spent
+    assert len(measure(lambda: None, Repeats(0, 0, budget_s=0))) == 1  # at least one timed call
+
+
+def test_summary_median_and_nearest_rank_p90():
+    stats = summary([0.001 * i for i in range(1, 11)], scale=1000)
+    assert stats == {"median": pytest.approx(5.5), "p90": pytest.approx(9.0), "runs": 10}
+
+
+def test_outputs_are_compared_by_kind():
+    probs = np.array([0.2, 0.8])
+    assert compare("probabilities", np.array([0.3, 0.7]), probs)["same_as_pytorch"] is True
+    assert compare("probabilities", np.array([0.6, 0.4]), probs)["quality"].startswith("other label")
+    assert compare("text", "Hallo", "Hallo")["same_as_pytorch"] and not compare("text", "a", "b")["same_as_pytorch"]
+    image = np.full((8, 8, 3), 100.0)
+    assert compare("image", image + 1, image)["psnr_db"] == pytest.approx(48.13, abs=0.01)
+    relative = compare("tensor", np.array([1.0, 1.1]), np.array([1.0, 1.0]))["relative_error"]
+    assert relative == pytest.approx(0.1 / 2**0.5)
+
+
+def test_table_gives_speed_up_quality_and_failures():
+    text = report.markdown({"results": RESULTS, "targets": report.targets(RESULTS)})
+    assert "| openvino-int8 (app) | 1.30 ms | 1.40 ms | 50 | 20.00× | 250 |" in text
+    assert "same label, max |Δp| 0.004" in text
+    assert "| openvino-fp32 | failed: boom |" in text
+    assert "| warm | 5.0 s | 5.3 s | 9 of 9 | 0 | 3,000 |" in text
+
+
+def test_targets_are_judged_from_the_figures():
+    judged = {t["target"]: t for t in report.targets(RESULTS)}
+    assert judged["Classification, OpenVINO ≤ 1.5 ms median"]["met"] is True
+    assert judged["Classification, ≥ 10× PyTorch fp32"]["measured"] == "20.00×"
+    assert judged["Classification, ≥ 3× PyTorch bf16"]["met"] is True  # 130 / 1.3 = 100×
+    assert judged["Translation, ≥ 6× PyTorch fp32"]["met"] is False  # 5×
+    assert judged["Translation, ≤ 2 ms per token"]["met"] is False
+    assert judged["Peak RSS of OpenVINO ≤ 0.3× PyTorch fp32, classification"]["met"] is True  # 0.25×
+    assert judged["Ready after a restart (warm cache) ≤ 0.3× a cold start"]["measured"] == "0.25×"
+    assert judged["The first request never waits for a compile"]["met"] is True
+    assert judged["SD UNet step ToMe+INT8, ≤ 1.0 s"]["met"] is None  # not measured
 
 
 def test_chart_is_drawn(tmp_path):
-    path = draw(RESULTS, tmp_path / "chart.png", "test machine")
+    path = chart.draw(RESULTS, tmp_path / "chart.png", "test machine")
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 400
-    assert draw([], tmp_path / "none.png") is None
+    assert chart.draw([], tmp_path / "none.png") is None
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        cli.parse(["--threads", "0"])
+    with pytest.raises(SystemExit):
+        cli.parse(["--workloads", "nope"])
+
+
+def test_one_command_runs_each_configuration_in_its_own_process(settings, services, tmp_path):
+    """A real run on the tiny stand-ins the other tests built: every figure comes from a
+    worker process, outputs are compared with PyTorch fp32, and the three files are written."""
+    out = tmp_path / "bench"
+    argv = ["--quick", "--standin-size", "tiny", "--home", str(settings.home), "--threads", "2", "--out", str(out)]
+    document = cli.main([*argv, "--workloads", "classification", "--configs", "pytorch-fp32", "openvino-int8"])
+    rows = {r["config"]: r for r in document["results"]}
+    assert set(rows) == {"pytorch-fp32", "openvino-int8"}
+    for r in rows.values():
+        assert "error" not in r, r
+        assert r["median"] > 0 and r["p90"] >= r["median"] and r["runs"] == cli.PLANS["classification"].quick.runs
+        assert r["peak_rss_mib"] > 0
+    assert rows["openvino-int8"]["same_as_pytorch"] is True  # same label as PyTorch fp32 on the same text
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved["results"][0]["median"] == rows["pytorch-fp32"]["median"]
+    assert "openvino-int8 (app)" in (out / "bench.md").read_text()
+    assert (out / "chart.png").stat().st_size > 0
+
+
+def test_a_configuration_that_runs_too_long_is_stopped_and_reported(tmp_path):
+    args = cli.parse(["--timeout-s", "0.5", "--out", str(tmp_path), "--standin-size", "tiny"])
+    outcome = cli.spawn(args, ["startup", ""])
+    assert outcome["error"].startswith("did not finish in")

@@ -1,0 +1,202 @@
+"""`python -m pipelines.bench`: every workload on every configuration, each in a fresh process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core import CONFIGS, Repeats
+
+NLP_CONFIGS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-default", "openvino-int8")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A workload: the configurations it runs, its result rows, repetitions (normal, quick)."""
+
+    configs: tuple[str, ...]
+    rows: tuple[str, ...]
+    repeats: Repeats
+    quick: Repeats
+    run: Callable[..., list[dict]] | None = None  # None: the workload runs in its own way (startup)
+
+
+def _nlp(name: str):
+    def run(config, args, repeats):
+        from . import nlp
+
+        return getattr(nlp, name)(config, args.threads, repeats, args.out, args.standin_size, args.home)
+
+    return run
+
+
+def _sd(config, args, repeats):
+    from . import sd
+
+    pipeline_runs = 1 if args.quick else 3
+    return sd.run(config, args.threads, repeats, args.out, args.standin_size, args.home, args.sd_steps, pipeline_runs)
+
+
+def _controlnet(config, args, repeats):
+    from . import controlnet
+
+    return controlnet.run(config, args.threads, repeats, args.out, args.standin_size, args.home)
+
+
+PLANS: dict[str, Plan] = {
+    "classification": Plan(NLP_CONFIGS, ("classification",), Repeats(5, 50, 60), Repeats(2, 10, 20),
+                           _nlp("classification")),
+    "translation": Plan(NLP_CONFIGS, ("translation",), Repeats(3, 30, 60), Repeats(1, 5, 20), _nlp("translation")),
+    "sd": Plan((*NLP_CONFIGS, "openvino-tome-int8"), ("sd-unet-step", "sd-pipeline"), Repeats(1, 5, 60),
+               Repeats(1, 2, 30), _sd),
+    "controlnet": Plan(NLP_CONFIGS, ("controlnet-step", "pose-detection"), Repeats(1, 5, 60), Repeats(1, 2, 30),
+                       _controlnet),
+    "startup": Plan((), ("startup",), Repeats(0, 1), Repeats(0, 1)),
+}  # fmt: skip
+
+
+def spawn(args: argparse.Namespace, worker: list[str]) -> list[dict] | dict:
+    """Run `worker` in a fresh interpreter with the benchmark's threads; its JSON, or {"error": ...}."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "BENCH_SPAWNED_AT": repr(time.time())}
+    command = [sys.executable, "-m", "pipelines.bench", "--worker", *worker, *common_flags(args)]
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=args.timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {args.timeout_s:.0f} s (stopped)"}
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def common_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--threads", str(args.threads), "--standin-size", args.standin_size, "--out", str(args.out)]
+    flags += ["--sd-steps", str(args.sd_steps)] + (["--quick"] if args.quick else [])
+    return flags + (["--home", str(args.home)] if args.home else [])
+
+
+def run_worker(args: argparse.Namespace) -> object:
+    """In the worker process: one workload on one configuration (or one start of the app)."""
+    from .core import set_threads
+
+    set_threads(args.threads)
+    workload, target = args.worker
+    if workload == "startup":
+        from . import startup
+
+        return startup.run(target, args.threads, args.standin_size, args.home)
+    plan = PLANS[workload]
+    return plan.run(CONFIGS[target], args, plan.quick if args.quick else plan.repeats)
+
+
+def run_startup(args: argparse.Namespace) -> list[dict]:
+    """Cold then warm start with one fresh model cache (models already on disk, so only the
+    cache differs: a first start without a cache resolves and builds what is missing)."""
+    spawn(args, ["startup", ""])
+    cache = Path(tempfile.mkdtemp(prefix="ov-cache-"))
+    try:
+        rows = []
+        for label in ("empty", "warm"):
+            outcome = spawn(args, ["startup", str(cache)])
+            rows.append({"workload": "startup", "cache": label, **outcome})
+            print(json.dumps(rows[-1]), flush=True)
+        return rows
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.1f} to {max(values):.1f}" if values else "-"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    from . import __doc__ as doc
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.bench", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workloads", nargs="+", choices=list(PLANS), default=list(PLANS))
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=list(CONFIGS),
+        default=list(CONFIGS),
+        help="run only these configurations (each workload runs those that apply to it)",
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every backend")
+    parser.add_argument(
+        "--standin-size",
+        choices=("full", "small", "tiny"),
+        default="full",
+        help="offline stand-ins: full = the real architectures and sizes (default)",
+    )
+    parser.add_argument("--home", type=Path, help="where models are kept (default: the app's, OVDEMO_HOME)")
+    parser.add_argument("--sd-steps", type=int, default=4, help="denoising steps of each timed SD image")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--timeout-s", type=float, default=600, help="stop a configuration's process after this")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)  # fmt: skip
+    if args.threads < 1 or args.sd_steps < 1 or args.timeout_s <= 0:
+        parser.error("--threads, --sd-steps and --timeout-s must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse(argv)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        print(json.dumps(run_worker(args), default=str))
+        return None
+
+    import logging
+
+    from . import chart, report
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    log = logging.getLogger("pipelines.bench")
+    results: list[dict] = []
+    started = time.time()
+    for workload in args.workloads:
+        plan = PLANS[workload]
+        if plan.run is None:
+            results += run_startup(args)
+            continue
+        for config in [c for c in plan.configs if c in args.configs]:
+            log.info("%s on %s", workload, config)
+            outcome = spawn(args, [workload, config])
+            if isinstance(outcome, dict):  # the worker failed: one failed row per result it would give
+                outcome = [{"workload": name, "config": config, **outcome} for name in plan.rows]
+            results += outcome
+            for r in outcome:
+                log.info("%s", json.dumps({k: v for k, v in r.items() if k != "samples"}))
+    report.add_quality(results, args.out)
+    document = {
+        "conditions": {
+            "machine": report.machine(),
+            "threads": args.threads,
+            "quick": args.quick,
+            "models": f"{args.standin_size} stand-ins where the Hub is out of reach",
+            "sd_steps": args.sd_steps,
+            "minutes": round((time.time() - started) / 60, 1),
+            "load_avg": _span([r["load_avg_1min"] for r in results if "load_avg_1min" in r]),
+        },
+        "results": [{k: report.finite(v) for k, v in r.items()} for r in results],
+        "targets": report.targets(results),
+    }
+    (args.out / "bench.json").write_text(json.dumps(document, indent=2, default=str))
+    text = report.markdown(document)
+    (args.out / "bench.md").write_text(text)
+    chart.draw(results, args.out / "chart.png", document["conditions"]["machine"])
+    print(text)
+    return document

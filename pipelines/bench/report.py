@@ -1,0 +1,208 @@
+"""The benchmark's report: output quality against PyTorch fp32, the speed targets, and the
+markdown tables (the chart is `chart.py`)."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core import BASELINE, CONFIGS, compare, load_output
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How a workload is reported: its title, and the configuration the app serves."""
+
+    title: str
+    app_config: str
+
+
+WORKLOADS: dict[str, Workload] = {
+    "classification": Workload("Sentiment classification, MiniLM, 128 tokens, batch 1", "openvino-int8"),
+    "translation": Workload("Translation, t5-small, English to German, 20 new tokens, greedy", "openvino-int8"),
+    "sd-unet-step": Workload("Stable Diffusion, one UNet step with guidance (batch 2)", "openvino-tome-int8"),
+    "sd-pipeline": Workload("Stable Diffusion, one image (text encoder, steps, VAE decoder)", "openvino-tome-int8"),
+    "controlnet-step": Workload("ControlNet pose, one ControlNet + UNet step with guidance", "openvino-int8"),
+    "pose-detection": Workload("OpenPose body detection of a 512×512 photo", "openvino-int8"),
+}
+
+
+def add_quality(results: list[dict], out: Path) -> None:
+    """Compare each saved output with PyTorch fp32's for the same workload (same inputs, same seed)."""
+    for r in results:
+        if "output" not in r or r["config"] == BASELINE:
+            continue
+        base = next((b for b in results if b.get("workload") == r["workload"] and b.get("config") == BASELINE), None)
+        if base is None or "output" not in base:
+            continue
+        r.update(compare(r["output_kind"], load_output(out, r["output"]), load_output(out, base["output"])))
+
+
+def _find(results: list[dict], workload: str, config: str) -> dict | None:
+    return next(
+        (r for r in results if r.get("workload") == workload and r.get("config") == config and "median" in r), None
+    )
+
+
+def targets(results: list[dict]) -> list[dict]:
+    """Each speed target with what was measured and whether it was met (None: not measured)."""
+    rows: list[dict] = []
+
+    def ratio(workload: str, config: str, over: str = BASELINE) -> float | None:
+        a, b = _find(results, workload, config), _find(results, workload, over)
+        return b["median"] / a["median"] if a and b else None
+
+    def add(target: str, value: float | None, fmt: str, ok) -> None:
+        measured = "not measured" if value is None else fmt.format(value)
+        rows.append({"target": target, "measured": measured, "met": None if value is None else bool(ok(value))})
+
+    app = {w: WORKLOADS[w].app_config for w in WORKLOADS}
+    cls = _find(results, "classification", app["classification"])
+    add("Classification, OpenVINO ≤ 1.5 ms median", cls and cls["median"], "{:.2f} ms", lambda v: v <= 1.5)
+    add("Classification, ≥ 10× PyTorch fp32", ratio("classification", app["classification"]), "{:.2f}×",
+        lambda v: v >= 10)  # fmt: skip
+    add("Classification, ≥ 3× PyTorch bf16", ratio("classification", app["classification"], "pytorch-bf16"),
+        "{:.2f}×", lambda v: v >= 3)  # fmt: skip
+    add("Translation, ≥ 6× PyTorch fp32", ratio("translation", app["translation"]), "{:.2f}×", lambda v: v >= 6)
+    tr = _find(results, "translation", app["translation"])
+    add("Translation, ≤ 2 ms per token", tr and tr.get("ms_per_token"), "{:.2f} ms", lambda v: v <= 2)
+    add("SD UNet step ToMe+INT8, ≥ 10× PyTorch fp32", ratio("sd-unet-step", "openvino-tome-int8"), "{:.2f}×",
+        lambda v: v >= 10)  # fmt: skip
+    sd = _find(results, "sd-unet-step", "openvino-tome-int8")
+    add("SD UNet step ToMe+INT8, ≤ 1.0 s", sd and sd["median"], "{:.2f} s", lambda v: v <= 1.0)
+    add("ControlNet + UNet step, ≥ 6× PyTorch fp32", ratio("controlnet-step", app["controlnet-step"]), "{:.2f}×",
+        lambda v: v >= 6)  # fmt: skip
+    for workload in ("classification", "translation", "sd-unet-step", "controlnet-step"):
+        a, b = _find(results, workload, app[workload]), _find(results, workload, BASELINE)
+        value = a["peak_rss_mib"] / b["peak_rss_mib"] if a and b and a.get("peak_rss_mib") else None
+        add(f"Peak RSS of OpenVINO ≤ 0.3× PyTorch fp32, {workload}", value, "{:.2f}×", lambda v: v <= 0.3)
+    starts = {r.get("cache"): r for r in results if r.get("workload") == "startup" and "ready_s" in r}
+    cold, warm = starts.get("empty"), starts.get("warm")
+    add("Ready after a restart (warm cache) ≤ 0.3× a cold start", cold and warm and warm["ready_s"] / cold["ready_s"],
+        "{:.2f}×", lambda v: v <= 0.3)  # fmt: skip
+    waited = [n for r in starts.values() for n in r.get("compiled_during_first_requests", [])]
+    add("The first request never waits for a compile", len(waited) if starts else None,
+        "{:.0f} compiles after ready", lambda v: v == 0)  # fmt: skip
+    return rows
+
+
+def machine() -> str:
+    """CPU model, cores and the instruction sets that matter for these figures."""
+    import os
+
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    isa = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+           if name in flags]  # fmt: skip
+    return f"{model}, {os.cpu_count()} logical cores" + (f", {' '.join(isa)}" if isa else "")
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value:.2f} s" if value >= 1 else f"{value:.3g} s"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def workload_table(results: list[dict], workload: str) -> list[str]:
+    rows = [r for r in results if r.get("workload") == workload]
+    if not rows:
+        return []
+    info = WORKLOADS[workload]
+    base = _find(results, workload, BASELINE)
+    extra = next((f", {r['steps']} steps" for r in rows if "steps" in r), "")
+    size = next((f", {r['size']}" for r in rows if "size" in r), "")
+    lines = [
+        f"### {info.title}{extra}{size}",
+        "| configuration | median | p90 | runs | vs PyTorch fp32 | peak RSS MiB | anon / file MiB at end "
+        "| weights MiB | output vs PyTorch fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = r["config"] + (" (app)" if r["config"] == info.app_config else "")
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} | | | | | | | |")
+            continue
+        ratio = f"{base['median'] / r['median']:.2f}×" if base else "-"
+        quality = "reference" if r["config"] == BASELINE else r.get("quality", "-")
+        if workload == "translation":
+            quality += f"; {r['ms_per_token']:.2f} ms/token"
+        if workload == "pose-detection":
+            quality += f"; network {r['network_ms']:.0f} ms"
+        lines.append(
+            f"| {name} | {_fmt(r['median'], r['unit'])} | {_fmt(r['p90'], r['unit'])} | {r['runs']} | {ratio} "
+            f"| {_mib(r.get('peak_rss_mib'))} | {_mib(r.get('rss_anon_mib'))} / {_mib(r.get('rss_file_mib'))} "
+            f"| {_mib(r.get('weights_mib'))} | {quality} |"
+        )
+    return [*lines, ""]
+
+
+def startup_table(results: list[dict]) -> list[str]:
+    starts = [r for r in results if r.get("workload") == "startup"]
+    if not starts:
+        return []
+    lines = [
+        "### Time to first result (process start -> every model compiled -> first answer of each text tab)",
+        "| model cache | ready | first answer | compiled from cache | compiles after ready | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in starts:
+        if "error" in r:
+            lines.append(f"| {r['cache']} | failed: {r['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {r['cache']} | {r['ready_s']:.1f} s | {r['first_answer_s']:.1f} s | {r['cache_hits']} of "
+            f"{r['compiled']} | {len(r['compiled_during_first_requests'])} | {_mib(r.get('peak_rss_mib'))} |"
+        )
+    return [*lines, ""]
+
+
+def targets_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    mark = {True: "met", False: "missed", None: "-"}
+    lines = ["### Targets", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {mark[t['met']]} |" for t in rows]
+    return [*lines, ""]
+
+
+def markdown(report: dict) -> str:
+    """The whole report as markdown: conditions, one table per workload, startup, targets."""
+    results = report["results"]
+    conditions = report.get("conditions", {})
+    lines = []
+    if conditions:
+        lines += [
+            f"Machine: {conditions.get('machine', '-')}. Threads: {conditions.get('threads')}. "
+            f"Models: {conditions.get('models', '-')}. "
+            + ("Quick mode (fewer runs). " if conditions.get("quick") else "")
+            + "Each configuration in its own process; median after warm-up. "
+            + f"1-minute load average at the end of each configuration: {conditions.get('load_avg', '-')}.",
+            "",
+        ]
+    for workload in WORKLOADS:
+        lines += workload_table(results, workload)
+    lines += startup_table(results)
+    lines += targets_table(report.get("targets", []))
+    known = ", ".join(f"`{c.name}`: {c.label}" for c in CONFIGS.values())
+    lines += [f"Configurations: {known}. (app) marks the configuration the app serves.", ""]
+    return "\n".join(lines)
+
+
+def finite(value):
+    """JSON has no infinity (an identical image has infinite PSNR)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

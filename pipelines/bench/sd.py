@@ -1,0 +1,150 @@
+"""The SD-ToMe-INT8 tab's request: one UNet step, and the whole pipeline, at its static size
+with classifier-free guidance (UNet batch 2).
+
+The models resolve as the app resolves them (`--standin-size full` offline: the SD 1.5
+architecture with random weights, its FP32, INT8 and ToMe+INT8 IRs converted once by
+`pipelines.convert`). OpenVINO runs through the app's `SDRunner`; PyTorch runs the diffusers
+pipeline the IRs were made from, with the IR's scheduler and the same seed, as the app does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .core import (
+    Config,
+    Repeats,
+    autocast,
+    bench_runtime,
+    bench_settings,
+    measure,
+    row,
+    save_output,
+    weights_mib,
+)
+
+PROMPT = "a cute yellow cartoon creature with big ears and red cheeks"
+SEED = 0
+GUIDANCE = 7.5
+
+
+def spec_for(config: Config):
+    from ..registry import SD_FP32, SD_INT8, SD_TOME_INT8
+
+    return {"fp32": SD_FP32, "int8": SD_INT8, "tome-int8": SD_TOME_INT8}[config.build]
+
+
+def _torch_pipeline(resolved, threads: int):
+    """The diffusers fp32 pipeline of `resolved.torch_ref`, with the IR's scheduler."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from ..diffusion import make_scheduler
+
+    torch.set_num_threads(threads)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        resolved.torch_ref, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    scheduler = json.loads((Path(resolved.ir_dir) / "scheduler" / "scheduler_config.json").read_text())
+    pipe.scheduler = make_scheduler(scheduler["_class_name"], scheduler)
+    return pipe
+
+
+def run(
+    config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home, steps: int, pipeline_runs: int
+) -> list[dict]:
+    """Two results: `sd-unet-step` (s per UNet call, CFG batch 2) and `sd-pipeline` (s per
+    image: text encoder, `steps` denoising steps, VAE decoder)."""
+    import torch
+
+    from ..diffusion import DiffusionRequest, torch_generator
+    from ..resolve import resolve
+    from ..sd import SDRunner, image_size
+
+    settings = bench_settings(config, threads, standin_size, home)
+    spec = spec_for(config)
+    t0 = time.perf_counter()
+    if config.backend == "OpenVINO":
+        runner = SDRunner((spec,), bench_runtime(settings))
+        variant = runner.default_variant
+        resolved, unet = variant.resolved, variant.pipe.unet
+        height, width = variant.height, variant.width
+        weights = weights_mib(resolved.ir_dir)
+
+        def generate(n: int):
+            request = DiffusionRequest(PROMPT, steps=n, guidance_scale=GUIDANCE, seed=SEED)
+            return runner(request, backend="OpenVINO").image
+
+    else:
+        resolved = resolve(spec, settings)
+        pipe = _torch_pipeline(resolved, threads)
+        unet = pipe.unet.eval()
+        height, width = image_size(resolved)
+        weights = weights_mib(Path(resolved.torch_ref)) if Path(resolved.torch_ref).exists() else None
+
+        def generate(n: int):
+            return pipe(
+                prompt=PROMPT,
+                num_inference_steps=n,
+                guidance_scale=GUIDANCE,
+                height=height,
+                width=width,
+                generator=torch_generator(SEED),
+                output_type="pil",
+            ).images[0]
+
+    load_s = time.perf_counter() - t0
+
+    # The UNet inputs of one guided step at this size, the same on every configuration.
+    gen = torch.Generator("cpu").manual_seed(SEED)
+    scale = variant.pipe.vae_scale_factor if config.backend == "OpenVINO" else pipe.vae_scale_factor
+    sample = torch.randn(2, 4, height // scale, width // scale, generator=gen)
+    hidden = torch.randn(2, 77, unet.config["cross_attention_dim"], generator=gen)
+    timestep = torch.tensor([500])
+    noise, images = [], []
+
+    def unet_step():
+        noise[:] = [_first(unet(sample, timestep, encoder_hidden_states=hidden))]
+
+    with autocast(config), torch.inference_mode():
+        step_samples = measure(unet_step, repeats)
+        generate(1)  # warms the text encoder, scheduler and VAE decoder
+        image_samples = measure(lambda: images.append(generate(steps)), Repeats(0, pipeline_runs, repeats.budget_s))
+
+    common = {"source": resolved.source.value, "weights_mib": weights, "load_s": load_s, "size": f"{width}x{height}"}
+    return [
+        row(
+            "sd-unet-step",
+            config,
+            step_samples,
+            1,
+            "s",
+            cfg_batch=2,
+            output=save_output(out, "sd-unet-step", config.name, noise[0]),
+            output_kind="tensor",
+            **common,
+        ),
+        row(
+            "sd-pipeline",
+            config,
+            image_samples,
+            1,
+            "s",
+            steps=steps,
+            guidance_scale=GUIDANCE,
+            output=save_output(out, "sd-pipeline", config.name, images[-1]),
+            output_kind="image",
+            **common,
+        ),
+    ]
+
+
+def _first(out):
+    """The noise prediction, from a diffusers output, a tuple or an optimum output dict."""
+    import numpy as np
+
+    value = out[0] if isinstance(out, tuple) else (out.sample if hasattr(out, "sample") else next(iter(out.values())))
+    return value.float().numpy() if hasattr(value, "float") else np.asarray(value)
