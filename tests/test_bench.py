@@ -90,8 +90,8 @@ def test_bad_arguments_are_refused():
         cli.parse(["--workloads", "nope"])
 
 
-def test_one_command_runs_each_configuration_in_its_own_process(settings, services, tmp_path):
-    """A real run on the tiny stand-ins the other tests built: every figure comes from a
+def test_one_command_runs_each_configuration_in_its_own_process(settings, tmp_path):
+    """A real run on tiny stand-ins (built once, shared with the other tests): every figure comes from a
     worker process, outputs are compared with PyTorch fp32, and the three files are written."""
     out = tmp_path / "bench"
     argv = ["--quick", "--standin-size", "tiny", "--home", str(settings.home), "--threads", "2", "--out", str(out)]
