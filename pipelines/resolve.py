@@ -118,7 +118,7 @@ def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     if spec.ov_repo and (path := hub_snapshot(spec.ov_repo, settings)) is not None:
         return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, spec.ov_repo)
     exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
-    if is_complete_ir_folder(exported):
+    if is_complete_ir_folder(exported, spec):
         return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
     if (path := _torch_source(spec, settings)) is None:
         return None
@@ -139,7 +139,7 @@ def _torch_source(spec: ModelSpec, settings: Settings) -> Path | None:
 def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     if spec.packaged and (weights := _packaged_path(spec.packaged)) is not None:
         folder = settings.home / "packaged" / f"{spec.key}-{spec.quantization.value}"
-        if not is_complete_ir_folder(folder):
+        if not is_complete_ir_folder(folder, spec):
             export(spec, weights, folder)
         return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
     root = settings.home / "standins" / settings.standin_size / spec.key
@@ -148,7 +148,7 @@ def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     folder = root / f"openvino-{spec.quantization.value}"
     if not ((weights / "config.json").is_file() or (weights / "model_index.json").is_file()):
         standins.build(spec.standin, settings.standin_size, weights)
-    if not is_complete_ir_folder(folder):
+    if not is_complete_ir_folder(folder, spec):
         export(spec, weights, folder)
     return ResolvedModel(spec, folder, str(weights), Source.STANDIN, _standin_detail(spec, settings))
 

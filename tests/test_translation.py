@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from pipelines.checks import MAX_TEXT_CHARS
+from pipelines.export import INT8_WEIGHTS_FORMAT, MANIFEST, is_complete_ir_folder
 from pipelines.models import Backend
 from pipelines.registry import TRANSLATION
+from pipelines.resolve import resolve
 from pipelines.translation import Translator
 
 TEXT = "The weather is lovely today, so we are going for a walk by the river."
@@ -103,3 +109,47 @@ def test_long_input_is_truncated_and_says_so(services):
 def test_bad_input_raises_value_error(services, text, language, backend, max_new, message):
     with pytest.raises(ValueError, match=message):
         services.translator(text, language, backend, max_new_tokens=max_new)
+
+
+def _weight_constant_types(folder) -> set[str]:
+    import openvino as ov
+
+    model = ov.Core().read_model(folder / "openvino_decoder_model.xml")
+    return {
+        op.get_output_element_type(0).get_type_name()
+        for op in model.get_ops()
+        if op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() in ("i8", "u8")
+    }
+
+
+def test_int8_weights_are_symmetric(services):
+    """Symmetric INT8 weights (i8, no u8 zero points): the faster decompression on the CPU."""
+    folder = services.models[TRANSLATION.key].resolved.ir_dir
+    assert _weight_constant_types(folder) == {"i8"}
+    assert json.loads((folder / MANIFEST).read_text())["weights"] == INT8_WEIGHTS_FORMAT
+
+
+def test_export_in_an_older_format_is_made_again(services, settings, tmp_path):
+    """A T5 folder exported before the weight format was recorded is exported again by resolve()."""
+    resolved = services.models[TRANSLATION.key].resolved
+    home_settings = dataclasses.replace(settings, home=tmp_path / "home")
+    weights = home_settings.home / "standins" / "tiny" / "pytorch" / TRANSLATION.standin
+    folder = home_settings.home / "standins" / "tiny" / TRANSLATION.key / f"openvino-{TRANSLATION.quantization.value}"
+    shutil.copytree(resolved.torch_ref, weights)
+    shutil.copytree(resolved.ir_dir, folder)
+
+    decoder_bin = folder / "openvino_decoder_model.bin"
+    copied = decoder_bin.stat().st_mtime_ns
+    assert resolve(TRANSLATION, home_settings).ir_dir == folder
+    assert decoder_bin.stat().st_mtime_ns == copied  # current format: kept as it is
+    assert is_complete_ir_folder(folder, TRANSLATION)
+
+    old = {"source": str(weights), "quantization": TRANSLATION.quantization.value}
+    (folder / MANIFEST).write_text(json.dumps(old))
+    decoder_bin.write_bytes(b"stale")  # as if written by the old export
+    assert is_complete_ir_folder(folder) and not is_complete_ir_folder(folder, TRANSLATION)
+
+    assert resolve(TRANSLATION, home_settings).ir_dir == folder
+    assert json.loads((folder / MANIFEST).read_text())["weights"] == INT8_WEIGHTS_FORMAT
+    assert decoder_bin.stat().st_size > len(b"stale")
+    assert _weight_constant_types(folder) == {"i8"}
