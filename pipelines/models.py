@@ -47,17 +47,20 @@ class DualModel:
     requests on two cores only slow each other down.
     """
 
-    def __init__(self, resolved: ResolvedModel, runtime: Runtime):
-        from transformers import AutoTokenizer
-
+    def __init__(self, resolved: ResolvedModel, runtime: Runtime, wait: bool = True):
+        """`wait=False` leaves the OpenVINO compile running on the runtime's compile thread while
+        the tokenizer loads and the caller goes on; `runtime.finish()` waits for it."""
         self.resolved = resolved
         self.spec = resolved.spec
         self.lock = threading.Lock()
         self._torch = None
         self._torch_lock = threading.Lock()
         self._threads = runtime.settings.threads
+        self.ov = runtime.compile(self.spec.key, self._load_ov(runtime), lambda model: model.compile(), wait=wait)
+
+        from transformers import AutoTokenizer
+
         self.tokenizer = AutoTokenizer.from_pretrained(resolved.ir_dir)
-        self.ov = runtime.compile(self.spec.key, self._load_ov(runtime), lambda model: model.compile())
 
     def _load_ov(self, runtime: Runtime):
         def load():

@@ -6,7 +6,6 @@ tabs add their entries here when they land.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -130,9 +129,9 @@ CONTROLNET_POSE = ModelSpec(
     task=Task.CONTROLNET_POSE,
     title="SD 1.5 + OpenPose ControlNet",
     torch_repo="lllyasviel/sd-controlnet-openpose",
-    # Prebuilt IR made by `python -m pipelines.controlnet_export --push-to ...`; set
-    # OVDEMO_CONTROLNET_OV_REPO to use another copy.
-    ov_repo=os.environ.get("OVDEMO_CONTROLNET_OV_REPO") or "ov-vs-pytorch/sd15-controlnet-openpose-int8-ov",
+    # Prebuilt IR made by `python -m pipelines.controlnet_export --push-to ...`; another copy can be
+    # named with `Settings.controlnet_ov_repo` (OVDEMO_CONTROLNET_OV_REPO).
+    ov_repo="ov-vs-pytorch/sd15-controlnet-openpose-int8-ov",
     # UNet and ControlNet weights in INT8 (NNCF); the text encoder, VAE and pose network stay FP32.
     quantization=Quantization.INT8_WEIGHTS,
     static_shape=(2, 512, 512),  # (CFG batch, height, width); stand-ins record their own in the IR manifest

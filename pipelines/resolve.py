@@ -53,6 +53,16 @@ class ResolvedModel:
     def describe(self) -> str:
         return f"{self.source.value}: {self.detail or self.ir_dir}"
 
+    @property
+    def baseline_label(self) -> str:
+        """Where the PyTorch baseline comes from, fit for the browser: a Hub repo id, never a server path."""
+        if self.torch_ref == self.spec.torch_repo:
+            return self.torch_ref
+        return {
+            Source.STANDIN: "local stand-in (random weights)",
+            Source.PACKAGED: f"packaged weights ({self.detail})",
+        }.get(self.source, "local folder")
+
 
 def hub_endpoint() -> str:
     from huggingface_hub import constants
@@ -114,9 +124,16 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     return ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
 
 
+def ov_repo(spec: ModelSpec, settings: Settings) -> str | None:
+    """The Hub repo of `spec`'s prebuilt IR: the registry's, unless the settings name another."""
+    if spec.task is Task.CONTROLNET_POSE and settings.controlnet_ov_repo:
+        return settings.controlnet_ov_repo
+    return spec.ov_repo
+
+
 def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
-    if spec.ov_repo and (path := hub_snapshot(spec.ov_repo, settings)) is not None:
-        return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, spec.ov_repo)
+    if (repo := ov_repo(spec, settings)) and (path := hub_snapshot(repo, settings)) is not None:
+        return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, repo)
     exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
     if is_complete_ir_folder(exported, spec):
         return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)

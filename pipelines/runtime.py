@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,8 @@ class CompileRecord:
     compile_s: float
     cache_hit: bool | None
     """True when every compiled part came from the model cache; None when caching is off."""
+    note: str = ""
+    """Why part of the model compiles without the cache, when it does (then `cache_hit` is False)."""
 
 
 def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
@@ -38,6 +41,8 @@ class Runtime:
         self.settings = settings
         self.records: dict[str, CompileRecord] = {}
         self.cache_dir = self._usable_cache_dir(settings.cache_dir)
+        self._compiler: ThreadPoolExecutor | None = None
+        self._pending: dict[str, Future] = {}
 
     @staticmethod
     def _usable_cache_dir(cache_dir: Path | None) -> Path | None:
@@ -77,27 +82,47 @@ class Runtime:
         """Available devices and their full names, e.g. {"CPU": "Intel(R) Xeon(R) ..."}."""
         return {d: self.core.get_property(d, "FULL_DEVICE_NAME") for d in self.core.available_devices}
 
-    def compile(self, name: str, load: Callable[[], object], compile: Callable[[object], None]):
+    def compile(self, name: str, load: Callable[[], object], compile: Callable[[object], None], wait: bool = True):
         """Load a model with `load()`, compile it with `compile(model)`, and record both timings.
 
-        A cache hit is read from the cache folder: a compile that writes no new blob was
-        served from it.
+        Compiles run one at a time on the runtime's compile thread. With `wait=False` the loaded
+        model is returned at once and compiles there while the caller goes on (OpenVINO releases
+        the GIL while compiling, so Python work such as importing libraries and loading tokenizers
+        overlaps it); `finish()` waits for those. A cache hit is read from the cache folder: a
+        compile that writes no new blob was served from it.
         """
         t0 = time.perf_counter()
         model = load()
-        t1 = time.perf_counter()
+        load_s = time.perf_counter() - t0
+        if self._compiler is None:
+            self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ov-compile")
+        future = self._compiler.submit(self._compile, name, model, compile, load_s)
+        if wait:
+            future.result()
+        else:
+            self._pending[name] = future
+        return model
+
+    def finish(self) -> dict[str, BaseException]:
+        """Wait for every compile started with `wait=False`; the errors, by model name."""
+        pending, self._pending = self._pending, {}
+        return {name: exc for name, future in pending.items() if (exc := future.exception()) is not None}
+
+    def _compile(self, name: str, model, compile: Callable[[object], None], load_s: float) -> None:
         before = _cache_files(self.cache_dir)
+        t0 = time.perf_counter()
         compile(model)
-        t2 = time.perf_counter()
-        hit = None if self.cache_dir is None else not (_cache_files(self.cache_dir) - before)
-        record = CompileRecord(name=name, load_s=t1 - t0, compile_s=t2 - t1, cache_hit=hit)
+        compile_s = time.perf_counter() - t0
+        note = getattr(model, "uncached", "") if self.cache_dir is not None else ""
+        hit = None if self.cache_dir is None else not (_cache_files(self.cache_dir) - before) and not note
+        record = CompileRecord(name=name, load_s=load_s, compile_s=compile_s, cache_hit=hit, note=note)
         self.records[name] = record
         logger.info(
-            "compiled %s on %s in %.2f s (load %.2f s, cache %s)",
+            "compiled %s on %s in %.2f s (load %.2f s, cache %s%s)",
             name,
             self.settings.device,
             record.compile_s,
             record.load_s,
             {None: "off", True: "hit", False: "miss"}[hit],
+            f": {note}" if note else "",
         )
-        return model

@@ -275,7 +275,7 @@ class SDRunner:
             "truncated": truncated,
             "model": ov.spec.title,
             "model_source": ov.resolved.source.value,
-            "pytorch_from": ov.resolved.torch_ref,
+            "pytorch_from": ov.resolved.baseline_label,
             "standin": ov.resolved.is_standin,
             "task": "text-to-image",
         }

@@ -13,6 +13,7 @@ value instead of reading the environment itself.
 | `OVDEMO_THREADS`         | `--threads`    | threads for PyTorch (default: all cores)                        |
 | `OVDEMO_STANDIN_SIZE`    | `--standin-size` | `full`, `small` (default) or `tiny`; see StandinSize              |
 | `OVDEMO_HUB_TIMEOUT`     |                | seconds to wait for the Hub before using stand-ins (default 3)  |
+| `OVDEMO_CONTROLNET_OV_REPO` |             | Hub repo of the ControlNet pose IR, instead of the registry's   |
 
 `HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
 """
@@ -43,6 +44,8 @@ class Settings:
     threads: int = os.cpu_count() or 1
     standin_size: StandinSize = "small"
     hub_timeout: float = 3.0
+    controlnet_ov_repo: str | None = None
+    """Another copy of the prebuilt ControlNet pose IR on the Hub (`owner/name`); None = the registry's."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -65,6 +68,8 @@ class Settings:
             values["standin_size"] = env["OVDEMO_STANDIN_SIZE"]
         if env.get("OVDEMO_HUB_TIMEOUT"):
             values["hub_timeout"] = float(env["OVDEMO_HUB_TIMEOUT"])
+        if env.get("OVDEMO_CONTROLNET_OV_REPO"):
+            values["controlnet_ov_repo"] = env["OVDEMO_CONTROLNET_OV_REPO"].strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "cache_dir" in overrides and overrides["cache_dir"] == "":
             values["cache_dir"] = None
@@ -77,6 +82,8 @@ class Settings:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):
             raise ValueError(f"precision must be f32, bf16 or f16, got {self.precision!r}")
+        if self.controlnet_ov_repo is not None and self.controlnet_ov_repo.count("/") != 1:
+            raise ValueError(f"controlnet_ov_repo must be a Hub repo id 'owner/name', got {self.controlnet_ov_repo!r}")
         coerce = {
             k: Path(v)
             for k, v in (("models_dir", self.models_dir), ("home", self.home), ("cache_dir", self.cache_dir))

@@ -63,6 +63,11 @@ class Services:
         return Classifier(sentiment, embedder) if sentiment and embedder else None
 
 
+def _failure(spec: ModelSpec, exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return f"{spec.title} could not be loaded ({type(cause).__name__}: {cause})."
+
+
 def start(
     settings: Settings,
     specs: tuple[ModelSpec, ...] = STARTUP_MODELS,
@@ -79,7 +84,8 @@ def start(
     services = Services(settings, Runtime(settings))
 
     def load_model(spec: ModelSpec) -> None:
-        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
+        # Compiles on the runtime's compile thread while the next models import and load.
+        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime, wait=False)
 
     def load_sd() -> None:
         services.sd = SDRunner(sd_variants, services.runtime)
@@ -96,8 +102,12 @@ def start(
             load()
         except Exception as exc:  # one broken model must not take the app down
             logger.exception("[%d/%d] %s failed to load", i, len(steps), spec.title)
-            cause = exc.__cause__ or exc
-            services.failures[spec.key] = f"{spec.title} could not be loaded ({type(cause).__name__}: {cause})."
+            services.failures[spec.key] = _failure(spec, exc)
+    for key, exc in services.runtime.finish().items():  # every compile done before the first request
+        spec = next(s for s in specs if s.key == key)
+        logger.error("%s failed to compile", spec.title, exc_info=exc)
+        services.models.pop(key, None)
+        services.failures[key] = _failure(spec, exc)
     services.ready_s = time.perf_counter() - t0
     logger.info("ready in %.1f s (%d failed)", services.ready_s, len(services.failures))
     return services

@@ -66,3 +66,47 @@ def test_settings_from_env(tmp_path):
     assert Settings.from_env({}, cache_dir="", home=str(tmp_path)).cache_dir is None
     with pytest.raises(ValueError, match="standin_size"):
         Settings.from_env({"OVDEMO_STANDIN_SIZE": "huge"})
+
+
+def _blobs(cache):
+    return {(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in cache.iterdir() if p.suffix == ".blob"}
+
+
+def test_t5_decoder_skips_the_cache_and_says_why(services, settings, tmp_path):
+    from pipelines.registry import TRANSLATION
+    from pipelines.t5_openvino import DECODER_UNCACHED
+
+    resolved = services.models[TRANSLATION.key].resolved
+    settings = dataclasses.replace(settings, cache_dir=tmp_path / "cache")
+    DualModel(resolved, Runtime(settings))
+    first = _blobs(tmp_path / "cache")
+    assert len(first) == 1  # the encoder's; the decoder's could not be loaded back
+
+    warm = Runtime(settings)
+    DualModel(resolved, warm)
+    assert _blobs(tmp_path / "cache") == first  # nothing rewritten on a restart
+    record = warm.records[TRANSLATION.key]
+    assert record.cache_hit is False and record.note == DECODER_UNCACHED
+
+
+def test_compiles_started_without_waiting_report_errors_by_name(settings):
+    runtime = Runtime(dataclasses.replace(settings, cache_dir=None))
+    done = []
+    runtime.compile("good", lambda: "model", done.append, wait=False)
+    runtime.compile("bad", lambda: "model", lambda model: 1 / 0, wait=False)
+    errors = runtime.finish()
+    assert done == ["model"] and set(errors) == {"bad"} and isinstance(errors["bad"], ZeroDivisionError)
+    assert set(runtime.records) == {"good"} and runtime.finish() == {}
+
+
+def test_controlnet_ov_repo_setting(settings):
+    from pipelines.registry import CONTROLNET_POSE
+    from pipelines.resolve import ov_repo
+
+    assert ov_repo(CONTROLNET_POSE, settings) == CONTROLNET_POSE.ov_repo
+    custom = Settings.from_env({"OVDEMO_CONTROLNET_OV_REPO": "someone/pose-ov"})
+    assert custom.controlnet_ov_repo == "someone/pose-ov"
+    assert ov_repo(CONTROLNET_POSE, custom) == "someone/pose-ov"
+    assert ov_repo(SENTIMENT, custom) == SENTIMENT.ov_repo
+    with pytest.raises(ValueError, match="'not a repo'"):
+        Settings.from_env({"OVDEMO_CONTROLNET_OV_REPO": "not a repo"})

@@ -169,6 +169,7 @@ def test_generate_api_order_and_result(client):
     for key in ("backend", "variant", "latency_ms", "step_ms", "seed", "model_source"):
         assert key in timing
     assert timing["variant"] == "ToMe+INT8" and timing["model_source"] == "stand-in (random weights)"
+    assert timing["pytorch_from"] == "local stand-in (random weights)"  # never a server path
     assert timing["latency_ms"] > 0 and timing["step_ms"] > 0 and timing["seed"] == 11
 
 

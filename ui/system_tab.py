@@ -42,7 +42,7 @@ def system_report(services: Services) -> str:
     for resolved in services.sources():
         lines.append(
             f"| {resolved.spec.title} | {resolved.describe()} | {resolved.spec.quantization.value} | "
-            f"{resolved.torch_ref} |"
+            f"{resolved.baseline_label} |"
         )
     for key, message in services.failures.items():
         lines.append(f"| {key} | failed: {message} | - | - |")
@@ -54,6 +54,7 @@ def system_report(services: Services) -> str:
     ]
     for name, record in runtime.records.items():
         cache = {None: "off", True: "hit", False: "miss"}[record.cache_hit]
+        cache += f" ({record.note})" if record.note else ""
         lines.append(f"| {name} | {record.load_s:.2f} | {record.compile_s:.2f} | {cache} |")
     lines += ["", "### Versions", "| package | version |", "|---|---|"]
     lines += [f"| {p} | {_version(p)} |" for p in PACKAGES]
