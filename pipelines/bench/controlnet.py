@@ -22,9 +22,10 @@ def folders(settings) -> dict[str, Path]:
     from ..export import is_complete_ir_folder
     from ..registry import CONTROLNET_POSE, Quantization
 
+    # The app's offline layout (`resolve`): weights per stand-in builder, IR folders per model.
     root = settings.home / "standins" / settings.standin_size / CONTROLNET_POSE.key
     found = {
-        "pytorch": root / "pytorch",
+        "pytorch": settings.home / "standins" / settings.standin_size / "pytorch" / CONTROLNET_POSE.standin,
         "fp32": root / f"openvino-{Quantization.NONE.value}",
         "int8": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
     }
