@@ -95,11 +95,14 @@ def memory() -> dict[str, float | None]:
 WEIGHT_SUFFIXES = (".bin", ".safetensors", ".pth", ".pt", ".onnx")
 
 
-def weights_mib(*paths: Path) -> float:
-    """Size on disk of the weight files (IR .bin, safetensors, ...) under `paths`, MiB."""
+def weights_mib(*paths: Path | str) -> float | None:
+    """Size on disk of the weight files (IR .bin, safetensors, ...) under `paths`, MiB; None
+    when none of them is on disk (a Hub repo id: its files are in the Hub cache)."""
+    paths = tuple(Path(p) for p in paths if Path(p).exists())
+    if not paths:
+        return None
     total = 0
     for path in paths:
-        path = Path(path)
         files = [path] if path.is_file() else path.rglob("*")
         total += sum(f.stat().st_size for f in files if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     return total / 2**20

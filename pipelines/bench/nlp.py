@@ -31,8 +31,8 @@ def dual_model(spec, config: Config, settings):
     return DualModel(resolved, bench_runtime(settings))
 
 
-def _weights(dual, config: Config) -> float:
-    return weights_mib(Path(dual.resolved.torch_ref) if config.backend == "PyTorch" else dual.resolved.ir_dir)
+def _weights(dual, config: Config) -> float | None:
+    return weights_mib(dual.resolved.torch_ref if config.backend == "PyTorch" else dual.resolved.ir_dir)
 
 
 def classification(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:

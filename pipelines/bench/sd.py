@@ -83,7 +83,7 @@ def run(
         pipe = _torch_pipeline(resolved, threads)
         unet = pipe.unet.eval()
         height, width = image_size(resolved)
-        weights = weights_mib(Path(resolved.torch_ref)) if Path(resolved.torch_ref).exists() else None
+        weights = weights_mib(resolved.torch_ref)
 
         def generate(n: int):
             return pipe(
