@@ -209,12 +209,12 @@ def compare(kind: str, value, reference) -> dict:
         same = int(np.argmax(value)) == int(np.argmax(reference))
         delta = float(np.abs(value - reference).max())
         return {"same_as_pytorch": same, "max_abs_diff": delta, "quality": f"{'same' if same else 'other'} label, "
-                f"max |Δp| {delta:.3f}"}  # fmt: skip
+                f"largest Δp {delta:.3f}"}  # fmt: skip
     if kind == "image":
         diff = value - reference
         mse = float((diff**2).mean())
         psnr = float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
         mad = float(np.abs(diff).mean())
-        return {"psnr_db": psnr, "mean_abs_diff": mad, "quality": f"PSNR {psnr:.1f} dB, mean |Δ| {mad:.1f}/255"}
+        return {"psnr_db": psnr, "mean_abs_diff": mad, "quality": f"PSNR {psnr:.1f} dB, mean Δ {mad:.1f}/255"}
     rel = float(np.linalg.norm(value - reference) / max(np.linalg.norm(reference), 1e-12))
     return {"relative_error": rel, "quality": f"relative error {rel:.2%}"}
