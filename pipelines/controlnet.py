@@ -21,17 +21,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .diffusion import (
+    DiffusionRequest,
+    StepTimer,
+    make_scheduler,
+    prompt_is_truncated,
+    torch_generator,
+)
 from .export import MANIFEST
 from .images import load_image
 from .models import Backend
 from .pose import PoseDetection, PoseDetector, fit_condition, ov_body_network
 
 logger = logging.getLogger(__name__)
-
-
-class GenerationCancelled(Exception):
-    """Raised from a step callback to stop a generation between two steps."""
 
 
 @dataclass

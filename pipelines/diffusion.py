@@ -22,6 +22,10 @@ MAX_PROMPT_CHARS = 1000
 CLIP_MAX_TOKENS = 77
 
 
+class GenerationCancelled(Exception):
+    """Raised between denoising steps when the person pressed Stop (both image tabs)."""
+
+
 @dataclass(frozen=True)
 class DiffusionRequest:
     prompt: str

@@ -88,38 +88,31 @@ ZERO_SHOT = ModelSpec(
 # svjack/Stable-Diffusion-Pokemon-en (an SD 1.x fine-tune on lambdalabs/pokemon-blip-captions),
 # which is therefore the PyTorch baseline; see docs/sd.md for the sources.
 SD_POKEMON_TORCH = "svjack/Stable-Diffusion-Pokemon-en"
-SD_FP32 = ModelSpec(
-    key="sd-pokemons-fp32",
-    task=Task.TEXT_TO_IMAGE,
-    title="Stable Diffusion Pokémon FP32",
-    torch_repo=SD_POKEMON_TORCH,
-    ov_repo="OpenVINO/stable-diffusion-pokemons-fp32",
-    quantization=Quantization.NONE,
-    static_shape=(512, 512),
-    standin="sd",
-    defaults={"variant": "FP32"},
-)
-SD_INT8 = ModelSpec(
-    key="sd-pokemons-int8",
-    task=Task.TEXT_TO_IMAGE,
-    title="Stable Diffusion Pokémon INT8",
-    torch_repo=SD_POKEMON_TORCH,
-    ov_repo="OpenVINO/stable-diffusion-pokemons-quantized-aggressive",
-    quantization=Quantization.INT8,
-    static_shape=(512, 512),
-    standin="sd",
-    defaults={"variant": "INT8"},
-)
-SD_TOME_INT8 = ModelSpec(
-    key="sd-pokemons-tome-int8",
-    task=Task.TEXT_TO_IMAGE,
-    title="Stable Diffusion Pokémon ToMe+INT8",
-    torch_repo=SD_POKEMON_TORCH,
-    ov_repo="OpenVINO/stable-diffusion-pokemons-tome-quantized-aggressive",
-    quantization=Quantization.INT8,
-    static_shape=(512, 512),
-    standin="sd",
-    defaults={"variant": "ToMe+INT8", "tome_ratio": 0.4},
+
+
+def _sd_variant(variant: str, name: str, ov_repo: str, quantization: Quantization, **defaults) -> ModelSpec:
+    """One OpenVINO build of the Pokémon fine-tune: same baseline, stand-in and static shape."""
+    return ModelSpec(
+        key=f"sd-pokemons-{name}",
+        task=Task.TEXT_TO_IMAGE,
+        title=f"Stable Diffusion Pokémon {variant}",
+        torch_repo=SD_POKEMON_TORCH,
+        ov_repo=ov_repo,
+        quantization=quantization,
+        static_shape=(512, 512),
+        standin="sd",
+        defaults={"variant": variant, **defaults},
+    )
+
+
+SD_FP32 = _sd_variant("FP32", "fp32", "OpenVINO/stable-diffusion-pokemons-fp32", Quantization.NONE)
+SD_INT8 = _sd_variant("INT8", "int8", "OpenVINO/stable-diffusion-pokemons-quantized-aggressive", Quantization.INT8)
+SD_TOME_INT8 = _sd_variant(
+    "ToMe+INT8",
+    "tome-int8",
+    "OpenVINO/stable-diffusion-pokemons-tome-quantized-aggressive",
+    Quantization.INT8,
+    tome_ratio=0.4,
 )
 SD_VARIANTS: tuple[ModelSpec, ...] = (SD_TOME_INT8, SD_INT8, SD_FP32)
 """The variants the SD tab offers; the first is compiled at startup."""

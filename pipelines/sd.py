@@ -24,7 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .diffusion import (
+    DiffusionRequest,
+    GenerationCancelled,
+    StepTimer,
+    make_scheduler,
+    prompt_is_truncated,
+    torch_generator,
+)
 from .models import Backend
 from .registry import ModelSpec
 from .resolve import ResolvedModel, resolve
@@ -33,10 +40,6 @@ from .runtime import Runtime
 logger = logging.getLogger(__name__)
 
 CFG_BATCH = 2
-
-
-class GenerationCancelled(Exception):
-    """Raised between denoising steps when the person pressed Stop."""
 
 
 @dataclass

@@ -13,8 +13,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines import convert
-from pipelines.diffusion import DiffusionRequest
-from pipelines.sd import GenerationCancelled
+from pipelines.diffusion import DiffusionRequest, GenerationCancelled
 
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"

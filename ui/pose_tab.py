@@ -10,7 +10,7 @@ import threading
 import gradio as gr
 from PIL import UnidentifiedImageError
 
-from pipelines.controlnet import GenerationCancelled, PoseResult, PoseRunner
+from pipelines.controlnet import PoseResult, PoseRunner
 from pipelines.diffusion import (
     DEFAULT_GUIDANCE,
     MAX_GUIDANCE,
@@ -20,6 +20,7 @@ from pipelines.diffusion import (
     MIN_GUIDANCE,
     MIN_STEPS,
     DiffusionRequest,
+    GenerationCancelled,
 )
 from pipelines.models import Backend
 from pipelines.pose import save_presets

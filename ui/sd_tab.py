@@ -16,9 +16,10 @@ from pipelines.diffusion import (
     MIN_GUIDANCE,
     MIN_STEPS,
     DiffusionRequest,
+    GenerationCancelled,
 )
 from pipelines.models import Backend
-from pipelines.sd import GenerationCancelled, SDRunner
+from pipelines.sd import SDRunner
 
 from .common import BACKENDS, handle_errors, latency_line, standin_banner
 
