@@ -1,18 +1,22 @@
 """OpenVINO vs PyTorch: the same request on both backends, measured, in the browser.
 
-    python app.py [--models DIR] [--cache-dir DIR] [--device CPU] [--port 7860]
+    python app.py [--models DIR] [--cache-dir DIR] [--device CPU] [--host ADDRESS] [--port 7860]
 
 Startup resolves and compiles every OpenVINO model (progress in the log) before the
-app takes requests; the PyTorch baselines load on first use.
+app takes requests; the PyTorch baselines load on first use. The app listens where
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say (a Space or a container sets them), else on
+127.0.0.1:7860; `--host 0.0.0.0` serves the local network.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import gradio as gr
 
+from pipelines.images import MAX_UPLOAD_BYTES, limit_decoders
 from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
@@ -24,18 +28,35 @@ from ui.system_tab import system_tab
 from ui.translation_tab import translation_tab
 
 QUEUE_MAX_SIZE = 64
+DELETE_CACHE = (3600, 3600)
+"""Every hour, delete the uploads and outputs (gradio's copies) older than an hour."""
 HEADER = """# OpenVINO vs PyTorch
 The same request through an OpenVINO-compiled model and its PyTorch original, timed on this machine.
 Pick a backend next to each tab's button: the latency line compares your last run of each."""
 
 
-def coming_soon(name: str) -> None:
-    gr.Markdown(f"🚧 **{name}** is coming soon.")
+def analytics_requested(env: dict[str, str] | None = None) -> bool:
+    """gradio's usage analytics only when GRADIO_ANALYTICS_ENABLED asks for them (gradio's default is on)."""
+    env = os.environ if env is None else env
+    return env.get("GRADIO_ANALYTICS_ENABLED", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def build_demo(services: Services, queue_max_size: int = QUEUE_MAX_SIZE) -> gr.Blocks:
+def launch_options() -> dict:
+    """What every launch of the app passes to `launch()`: no upload larger than the app accepts
+    reaches the disk. Address and port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
+    return {"max_file_size": MAX_UPLOAD_BYTES}
+
+
+def build_demo(
+    services: Services,
+    queue_max_size: int = QUEUE_MAX_SIZE,
+    delete_cache: tuple[int, int] | None = DELETE_CACHE,
+) -> gr.Blocks:
     """The Blocks app for ready `services`: one tab per task, then the System tab."""
-    with gr.Blocks(title="OpenVINO vs PyTorch") as demo:
+    limit_decoders()
+    with gr.Blocks(
+        title="OpenVINO vs PyTorch", delete_cache=delete_cache, analytics_enabled=analytics_requested()
+    ) as demo:
         gr.Markdown(HEADER)
         with gr.Tab("Translation"):
             if services.translator:
@@ -74,8 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", type=str, help="INFERENCE_PRECISION_HINT: f32, bf16 or f16")
     parser.add_argument("--threads", type=int, help="PyTorch threads, default all cores")
     parser.add_argument("--standin-size", choices=["full", "small", "tiny"], help="size of offline stand-ins")
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--host", help="address to listen on (default: GRADIO_SERVER_NAME, else 127.0.0.1; 0.0.0.0 for the LAN)"
+    )
+    parser.add_argument("--port", type=int, help="port (default: GRADIO_SERVER_PORT, else 7860)")
     return parser.parse_args(argv)
 
 
@@ -92,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         standin_size=args.standin_size,
     )
     demo = build_demo(start(settings))
-    demo.launch(server_name=args.host, server_port=args.port)
+    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
 
 
 if __name__ == "__main__":

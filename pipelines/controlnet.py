@@ -247,6 +247,8 @@ class PoseRunner:
             float(self.manifest["vae_scaling_factor"]),
         )
         self.detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
+        self.detector_lock = threading.Lock()
+        """One detection at a time on each backend, as for every other model of the app."""
         self._torch: _TorchParts | None = None
         self._torch_lock = threading.Lock()
 
@@ -262,7 +264,7 @@ class PoseRunner:
         if ref.is_dir() and (ref / "unet").is_dir():
             return ref
         from .controlnet_export import assemble_hub_source
-        from .resolve import hub_snapshot
+        from .hub import hub_snapshot
 
         settings = self.runtime.settings
         fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)
@@ -318,7 +320,8 @@ class PoseRunner:
         backend = Backend.parse(backend)
         image = load_image(photo, "photo")
         if backend is Backend.OPENVINO:
-            detection = self.detector(image)
+            with self.detector_lock:
+                detection = self.detector(image)
         else:
             parts = self.torch_parts()
             with parts.lock:

@@ -32,10 +32,11 @@ import contextlib
 import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .export import MANIFEST
+from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
 from .registry import CONTROLNET_POSE, ModelSpec, Quantization
 
 logger = logging.getLogger(__name__)
@@ -219,14 +220,12 @@ def assemble_hub_source(
     pose = snapshot(annotators, [BODY_WEIGHTS])
     if sd is None or control is None or pose is None:
         return None
-    out_dir.mkdir(parents=True, exist_ok=True)
     links = {**{p: sd / p for p in SD_PARTS}, "controlnet": control, "openpose": pose}
-    for name, target in links.items():
-        link = out_dir / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target.resolve(), target_is_directory=True)
-    (out_dir / "config.json").write_text(json.dumps({"base": base, "controlnet": spec.torch_repo, "pose": annotators}))
+    with building(out_dir) as partial:
+        for name, target in links.items():
+            (partial / name).symlink_to(target.resolve(), target_is_directory=True)
+        config = {"base": base, "controlnet": spec.torch_repo, "pose": annotators}
+        (partial / "config.json").write_text(json.dumps(config))
     return out_dir
 
 
@@ -404,58 +403,53 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
 def fp32_variant(ir_dir: Path, source: Path, out_dir: Path) -> Path:
     """An FP32 copy of a weight-compressed IR folder: only the UNet and the ControlNet are
     compressed, so those two are converted again and the rest is copied."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    skip = shutil.ignore_patterns(*(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
-    shutil.copytree(ir_dir, out_dir, ignore=skip)
-    convert_parts(source, out_dir, QUANTIZED_PARTS)
-    manifest = json.loads((out_dir / MANIFEST).read_text())
-    (out_dir / MANIFEST).write_text(json.dumps({**manifest, "quantization": Quantization.NONE.value}, indent=1))
+    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    with building(out_dir) as partial:
+        shutil.copytree(ir_dir, partial, ignore=skip, dirs_exist_ok=True)
+        convert_parts(source, partial, QUANTIZED_PARTS)
+        write_manifest(partial, {**read_manifest(ir_dir), "quantization": Quantization.NONE.value})
     return out_dir
 
 
-def compress_folder(fp32_dir: Path, out_dir: Path) -> Path:
-    """INT8 weight compression (NNCF) of the UNet and the ControlNet of an FP32 IR folder."""
+def _compress_parts(fp32_dir: Path, partial: Path) -> None:
+    """INT8 weight compression (NNCF) of the UNet and the ControlNet of an FP32 IR folder into `partial`."""
     import nncf
     import openvino as ov
 
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    skip = shutil.ignore_patterns(*(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
-    shutil.copytree(fp32_dir, partial, ignore=skip)
+    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    shutil.copytree(fp32_dir, partial, ignore=skip, dirs_exist_ok=True)
     core = ov.Core()
     for part in QUANTIZED_PARTS:
         logger.info("compressing the %s weights to INT8 (NNCF)", part)
         model = nncf.compress_weights(core.read_model(fp32_dir / PART_FILES[part]))
         ov.save_model(model, partial / PART_FILES[part], compress_to_fp16=False)
         del model
-    manifest = json.loads((partial / MANIFEST).read_text())
-    (partial / MANIFEST).write_text(json.dumps({**manifest, "quantization": Quantization.INT8_WEIGHTS.value}, indent=1))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
+
+
+def compress_folder(fp32_dir: Path, out_dir: Path) -> Path:
+    """INT8 weight compression (NNCF) of the UNet and the ControlNet of an FP32 IR folder."""
+    with building(out_dir) as partial:
+        _compress_parts(fp32_dir, partial)
+        write_manifest(partial, {**read_manifest(fp32_dir), "quantization": Quantization.INT8_WEIGHTS.value})
     return out_dir
 
 
 def export_controlnet(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Quantization | None = None):
-    """Source folder -> IR folder (`quantization` defaults to the spec's). Written to a
-    sibling folder and renamed at the end, so an interrupted export never looks finished."""
+    """Source folder -> IR folder (`quantization` defaults to the spec's), written in one step
+    (`folders.building`), so an interrupted export never looks finished."""
     quantization = spec.quantization if quantization is None else quantization
     if quantization is Quantization.INT8:
         raise ValueError("The ControlNet pose models support weight-only INT8 (int8-weights) or fp32.")
     source = Path(source)
-    fp32 = out_dir.with_name(out_dir.name + ".fp32-partial") if quantization is not Quantization.NONE else None
-    partial = fp32 or out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     logger.info("exporting %s from %s to OpenVINO IR (%s)", spec.key, source, quantization.value)
-    shapes = convert_parts(source, partial)
-    manifest = {"source": str(source), "quantization": Quantization.NONE.value, **shapes}
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if fp32 is not None:
-        compress_folder(fp32, out_dir)
-        shutil.rmtree(fp32, ignore_errors=True)
-    else:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        partial.rename(out_dir)
+    with building(out_dir) as partial:
+        if quantization is Quantization.NONE:
+            shapes = convert_parts(source, partial)
+        else:
+            with tempfile.TemporaryDirectory(prefix="fp32-", dir=partial.parent) as fp32:
+                shapes = convert_parts(source, Path(fp32))
+                _compress_parts(Path(fp32), partial)
+        write_manifest(partial, {"source": str(source), "quantization": quantization.value, **shapes})
     return out_dir
 
 
@@ -485,12 +479,14 @@ def main(argv: list[str] | None = None) -> None:
     spec = CONTROLNET_POSE
     if args.standin:
         source = args.out.with_name(args.out.name + "-pytorch")
-        if not (source / "config.json").is_file():
-            build_standin(args.standin, source)
+        if not is_built(source):
+            with building(source) as partial:
+                build_standin(args.standin, partial)
+                write_manifest(partial, {"standin": "controlnet-pose", "size": args.standin})
     elif args.source:
         source = Path(args.source)
     else:
-        from .resolve import hub_snapshot
+        from .hub import hub_snapshot
 
         settings = Settings.from_env()
         fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)

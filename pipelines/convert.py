@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .export import MANIFEST
+from .folders import MANIFEST, building, damaged_files, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,12 @@ class SDConversion:
 
 
 def is_sd_ir_folder(path: Path) -> bool:
-    """A saved `OVStableDiffusionPipeline`: model_index.json and a UNet IR."""
-    return (path / "model_index.json").is_file() and (path / "unet" / "openvino_model.xml").is_file()
+    """A saved `OVStableDiffusionPipeline`: model_index.json and a UNet IR, every file at its recorded size."""
+    return (
+        (path / "model_index.json").is_file()
+        and (path / "unet" / "openvino_model.xml").is_file()
+        and not damaged_files(path)
+    )
 
 
 def native_size(source: str | Path) -> tuple[int, int]:
@@ -195,31 +199,34 @@ def convert_sd(
     """Export the SD 1.x checkpoint `source` to an `OVStableDiffusionPipeline` folder `out_dir`.
 
     `fp32_base`: a folder where the plain FP32 export of `source` is kept and reused, so
-    several variants of one checkpoint are exported once. Written to `<out>.partial` and
-    renamed at the end, so an interrupted conversion never leaves a folder that looks
+    several variants of one checkpoint are exported once. Each folder is written in one
+    step (`folders.building`), so an interrupted conversion never leaves one that looks
     finished. Returns `out_dir`.
     """
-    import nncf
-    import openvino as ov
-
     conversion = conversion.check()
     out_dir = Path(out_dir)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     t0 = time.perf_counter()
     logger.info("converting %s to OpenVINO IR in %s (%s)", source, out_dir, conversion)
+    if fp32_base is not None and not is_sd_ir_folder(fp32_base):
+        with building(fp32_base) as base:
+            _export_fp32(source, base)
+            write_manifest(base, {"source": str(source)})
+    with building(out_dir) as partial:
+        _convert_sd(source, partial, conversion, fp32_base)
+    size_mb = folder_bytes(out_dir) / 1e6
+    logger.info("converted %s in %.0f s: %s (%.1f MB)", source, time.perf_counter() - t0, out_dir, size_mb)
+    return out_dir
+
+
+def _convert_sd(source: str | Path, partial: Path, conversion: SDConversion, fp32_base: Path | None) -> None:
+    import nncf
+    import openvino as ov
 
     if fp32_base is None:
         _export_fp32(source, partial)
     else:
-        if not is_sd_ir_folder(fp32_base):
-            base_partial = fp32_base.with_name(fp32_base.name + ".partial")
-            shutil.rmtree(base_partial, ignore_errors=True)
-            _export_fp32(source, base_partial)
-            shutil.rmtree(fp32_base, ignore_errors=True)
-            base_partial.rename(fp32_base)
         logger.info("starting from the FP32 IR in %s", fp32_base)
-        shutil.copytree(fp32_base, partial)
+        shutil.copytree(fp32_base, partial, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST))
     text_dim = json.loads((partial / "text_encoder" / "config.json").read_text())["hidden_size"]
 
     unet_xml = partial / "unet" / "openvino_model.xml"
@@ -245,13 +252,7 @@ def convert_sd(
     manifest = {"source": str(source), **asdict(conversion), "calibration_samples": len(calibration)}
     if conversion.tome_ratio:
         manifest["static_shape"] = [conversion.height, conversion.width]
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(out_dir)
-    size_mb = folder_bytes(out_dir) / 1e6
-    logger.info("converted %s in %.0f s: %s (%.1f MB)", source, time.perf_counter() - t0, out_dir, size_mb)
-    return out_dir
+    write_manifest(partial, manifest)
 
 
 def _vae_scale_factor(folder: Path) -> int:
@@ -268,11 +269,6 @@ def _save(model, xml: Path) -> None:
     xml.with_suffix(".bin").unlink(missing_ok=True)
     tmp.with_suffix(".bin").rename(xml.with_suffix(".bin"))
     tmp.rename(xml)
-
-
-def read_manifest(folder: Path) -> dict:
-    path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 # -- command line -------------------------------------------------------------------------

@@ -29,15 +29,18 @@ class GenerationCancelled(Exception):
 @dataclass(frozen=True)
 class DiffusionRequest:
     prompt: str
-    negative_prompt: str = ""
+    negative_prompt: str | None = ""
     steps: int = DEFAULT_STEPS
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int | None = None
     """None draws a random seed; the one used is returned with the result."""
 
     def checked(self) -> DiffusionRequest:
-        """This request with a concrete seed, or ValueError quoting the bad value."""
-        for name, text in (("prompt", self.prompt), ("negative prompt", self.negative_prompt)):
+        """This request with a concrete seed, or ValueError quoting the bad value.
+
+        A missing negative prompt (None) is an empty one, on every endpoint."""
+        negative = "" if self.negative_prompt is None else self.negative_prompt
+        for name, text in (("prompt", self.prompt), ("negative prompt", negative)):
             if not isinstance(text, str):
                 raise ValueError(f"The {name} must be text, got {type(text).__name__}.")
             if len(text) > MAX_PROMPT_CHARS:
@@ -55,7 +58,7 @@ class DiffusionRequest:
         ):
             raise ValueError(f"Guidance scale must be from {MIN_GUIDANCE} to {MAX_GUIDANCE}, got {guidance!r}.")
         seed = secrets.randbelow(MAX_SEED + 1) if self.seed is None else whole_number(self.seed, "Seed", 0, MAX_SEED)
-        return DiffusionRequest(self.prompt.strip(), self.negative_prompt.strip(), steps, float(guidance), seed)
+        return DiffusionRequest(self.prompt.strip(), negative.strip(), steps, float(guidance), seed)
 
     @property
     def uses_guidance(self) -> bool:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
+from .folders import MANIFEST, building, damaged_files, write_manifest
 from .registry import ModelSpec, Quantization, Task
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "ovdemo.json"
 # How weight-only INT8 is stored, recorded in the manifest of each text-model export.
 # Symmetric per-channel INT8 (no zero point) decompresses faster in the CPU plugin's
 # FullyConnected kernels than the asymmetric default: about 10% per T5 decoder step on
@@ -81,8 +79,14 @@ def is_stale_export(path: Path, spec: ModelSpec) -> bool:
 
 
 def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:
-    """All files there, and (given the `spec` it was exported for) not written in an older format."""
-    return is_ir_folder(path) and not missing_ir_files(path) and not (spec and is_stale_export(path, spec))
+    """All files there at their recorded sizes, and (given the `spec` it was exported for) not
+    written in an older format."""
+    return (
+        is_ir_folder(path)
+        and not missing_ir_files(path)
+        and not damaged_files(path)
+        and not (spec and is_stale_export(path, spec))
+    )
 
 
 def _quantize_activations(ov_model, tokenizer, seq_len: int):
@@ -107,8 +111,8 @@ def _quantize_activations(ov_model, tokenizer, seq_len: int):
 def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Quantization | None = None) -> Path:
     """Export `source` for `spec.task`, quantize it, and save IR + tokenizer in `out_dir`.
 
-    Written to a sibling folder first and renamed at the end, so an interrupted
-    export never leaves a folder that looks finished.
+    Written in one step (`folders.building`), so an interrupted export never leaves a
+    folder that looks finished.
     """
     quantization = spec.quantization if quantization is None else quantization
     if spec.task is Task.TEXT_TO_IMAGE:
@@ -121,8 +125,6 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     from optimum.intel import OVWeightQuantizationConfig
     from transformers import AutoTokenizer
 
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     logger.info("exporting %s from %s to OpenVINO IR (%s)", spec.key, source, quantization.value)
 
     weights = weights_format(spec, quantization)
@@ -136,13 +138,11 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     if quantization is Quantization.INT8:
         seq_len = spec.static_shape[1] if spec.static_shape else 128
         model.model = _quantize_activations(model.model, tokenizer, seq_len)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    manifest = {"source": str(source), "quantization": quantization.value}
-    (partial / MANIFEST).write_text(json.dumps(manifest | ({"weights": weights} if weights else {})))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(out_dir)
+    with building(out_dir) as partial:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        manifest = {"source": str(source), "quantization": quantization.value}
+        write_manifest(partial, manifest | ({"weights": weights} if weights else {}))
     return out_dir
 
 

@@ -1,8 +1,12 @@
 """Images in and out of the image tabs: checked, converted, fitted to a square model input.
 
 - Uploads are capped in bytes (`MAX_UPLOAD_BYTES`) and pixels (`MAX_UPLOAD_PIXELS`), and
-  the pixel count is read from the header, before anything is decoded.
-- A file that is not an image is refused with a sentence, never a traceback.
+  the pixel count is read from the header, before anything is decoded. `limit_decoders`
+  sets Pillow's own bomb check to the same cap, for any other code that opens an image.
+- Only the first frame of an animated or multi-page file is ever decoded, so the frame
+  count costs nothing: a GIF of thousands of frames takes as long as one of them.
+- A file that is not an image is refused with a sentence that names no server path,
+  never a traceback.
 - EXIF rotation is applied; RGBA is composited on white, grayscale/palette/CMYK become RGB.
 - Very large images are downscaled (longest side `MAX_WORKING_SIDE`) right after decoding.
 - Any aspect ratio: `letterbox` resizes the image to fit a square of the model's size and
@@ -40,6 +44,17 @@ class Letterbox:
         return output.crop(self.box)
 
 
+def limit_decoders() -> None:
+    """Pillow refuses images over `MAX_UPLOAD_PIXELS` (warns) and twice that (raises) when
+    it opens them, wherever that happens in the process."""
+    Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
+
+
+def _too_many_pixels(what: str, width: int | None = None, height: int | None = None) -> ValueError:
+    size = f" is {width}×{height} = {width * height / 1e6:.0f} megapixels;" if width and height else " is too large;"
+    return ValueError(f"The {what}{size} the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}. Use a smaller image.")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with transparency composited on white (as controlnet_aux's `HWC3` does)."""
     if image.mode == "RGB":
@@ -72,10 +87,7 @@ def check_image(image: Image.Image, what: str = "image") -> Image.Image:
     if width < 1 or height < 1:
         raise ValueError(f"The {what} is empty ({width}×{height} pixels).")
     if width * height > MAX_UPLOAD_PIXELS:
-        raise ValueError(
-            f"The {what} is {width}×{height} = {width * height / 1e6:.0f} megapixels; "
-            f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}. Use a smaller image."
-        )
+        raise _too_many_pixels(what, width, height)
     return _downscaled(to_rgb(image), MAX_WORKING_SIDE)
 
 
@@ -107,15 +119,22 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray | None, what
             "Use a smaller or more compressed image."
         )
     try:
-        with Image.open(path, formats=FORMATS) as opened:
-            if opened.width * opened.height > MAX_UPLOAD_PIXELS:
-                return check_image(opened, what)  # raises before decoding
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, OSError) as exc:
+        with Image.open(path, formats=FORMATS) as opened:  # reads the header only
+            width, height = opened.size
+            image = None
+            if width * height <= MAX_UPLOAD_PIXELS:
+                opened.seek(0)  # the first frame; the others are never decoded
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(what) from None
+    except (UnidentifiedImageError, SyntaxError, OSError, EOFError, ValueError):
+        # The library's message names the server's copy of the upload: say what the file is instead.
         raise ValueError(
-            f"The file is not an image this app can read (PNG, JPEG, WebP, BMP, GIF or TIFF): {exc}"
+            f"The {what} file is not an image this app can read: upload a PNG, JPEG, WebP, BMP, GIF or TIFF."
         ) from None
+    if image is None:
+        raise _too_many_pixels(what, width, height)
     return check_image(image, what)
 
 

@@ -93,9 +93,11 @@ class DualModel:
                         self.resolved.torch_ref, dtype=torch.float32
                     )
                 except OSError as exc:
-                    raise RuntimeError(
+                    logger.exception("the PyTorch baseline of %s failed to load", self.spec.key)
+                    raise ValueError(
                         f"The PyTorch baseline of {self.spec.title} could not be loaded from "
-                        f"{self.resolved.torch_ref}: {exc}"
+                        f"{self.resolved.baseline_label} ({type(exc).__name__}); use the OpenVINO backend, "
+                        "or check the server's access to that checkpoint."
                     ) from exc
                 self._torch = model.eval()
             return self._torch

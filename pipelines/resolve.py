@@ -13,16 +13,14 @@ in seconds.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 from . import standins
 from .export import export, is_complete_ir_folder, is_ir_folder, missing_ir_files
+from .folders import building, is_built, write_manifest
+from .hub import hub_snapshot
 from .registry import ModelSpec, Task
 from .settings import Settings
 
@@ -51,7 +49,8 @@ class ResolvedModel:
         return self.source is Source.STANDIN
 
     def describe(self) -> str:
-        return f"{self.source.value}: {self.detail or self.ir_dir}"
+        """Where the model came from, fit for the browser: a Hub id or a neutral label, never a server path."""
+        return f"{self.source.value}: {self.detail or self.spec.key}"
 
     @property
     def baseline_label(self) -> str:
@@ -64,50 +63,6 @@ class ResolvedModel:
         }.get(self.source, "local folder")
 
 
-def hub_endpoint() -> str:
-    from huggingface_hub import constants
-
-    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
-
-
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-
-
-@lru_cache(maxsize=8)
-def hub_reachable(endpoint: str, timeout: float) -> bool:
-    """One TCP connection to the Hub's host, cached per process."""
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError as exc:
-        logger.warning("The Hub at %s is unreachable (%s): using offline models.", endpoint, exc)
-        return False
-
-
-def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | None = None) -> Path | None:
-    """Local path of `repo_id` (only `allow_patterns` files, when given) from the HF cache, or
-    downloaded; None when it can't be had."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    if hub_offline() or not hub_reachable(hub_endpoint(), settings.hub_timeout):
-        return None
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        logger.warning("Could not download %s from the Hub: %s", repo_id, exc)
-        return None
-
-
 def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     if settings.models_dir is None:
         return None
@@ -116,9 +71,10 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
         logger.info("%s: no OpenVINO IR in %s", spec.key, folder)
         return None
     if missing := missing_ir_files(folder):
+        logger.error("%s: the local model folder %s is incomplete", spec.key, folder)
         raise ValueError(
-            f"The model folder {folder} is missing {', '.join(missing)}. Copy the complete OpenVINO IR folder "
-            f"there, or remove {folder} to let the app fetch {spec.torch_repo} instead."
+            f"The local model folder {spec.key}/ is missing {', '.join(missing)}. Copy the complete OpenVINO IR "
+            f"folder there, or remove it to let the app fetch {spec.torch_repo} instead."
         )
     baseline = folder / "pytorch"
     return ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
@@ -159,15 +115,22 @@ def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
         if not is_complete_ir_folder(folder, spec):
             export(spec, weights, folder)
         return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
-    root = settings.home / "standins" / settings.standin_size / spec.key
-    # Weights are kept per builder: specs sharing one (the SD variants) share the checkpoint.
-    weights = settings.home / "standins" / settings.standin_size / "pytorch" / spec.standin
-    folder = root / f"openvino-{spec.quantization.value}"
-    if not ((weights / "config.json").is_file() or (weights / "model_index.json").is_file()):
-        standins.build(spec.standin, settings.standin_size, weights)
+    weights = standin_weights(spec, settings)
+    folder = settings.home / "standins" / settings.standin_size / spec.key / f"openvino-{spec.quantization.value}"
     if not is_complete_ir_folder(folder, spec):
         export(spec, weights, folder)
     return ResolvedModel(spec, folder, str(weights), Source.STANDIN, _standin_detail(spec, settings))
+
+
+def standin_weights(spec: ModelSpec, settings: Settings) -> Path:
+    """The PyTorch checkpoint of `spec`'s stand-in, built once (in one step) and reused. Weights are
+    kept per builder: specs sharing one (the SD variants) share the checkpoint."""
+    weights = settings.home / "standins" / settings.standin_size / "pytorch" / spec.standin
+    if not is_built(weights):
+        with building(weights) as partial:
+            standins.build(spec.standin, settings.standin_size, partial)
+            write_manifest(partial, {"standin": spec.standin, "size": settings.standin_size, "seed": standins.SEED})
+    return weights
 
 
 def _standin_detail(spec: ModelSpec, settings: Settings) -> str:
@@ -192,5 +155,5 @@ def _packaged_path(package: str) -> Path | None:
 def resolve(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     """Find `spec`'s OpenVINO IR: local folder, then the Hub, then offline weights."""
     found = _local(spec, settings) or _hub(spec, settings) or _offline(spec, settings)
-    logger.info("%s <- %s", spec.key, found.describe())
+    logger.info("%s <- %s (%s)", spec.key, found.describe(), found.ir_dir)
     return found

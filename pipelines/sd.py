@@ -166,7 +166,7 @@ class SDRunner:
                 self.variants[variant] = SDVariant(self._resolver(spec, self.settings), self.runtime)
             except Exception as exc:
                 logger.exception("variant %s failed to load", variant)
-                self.failures[variant] = f"{type(exc).__name__}: {exc}"
+                self.failures[variant] = type(exc).__name__
                 raise ValueError(
                     f"The {variant} variant could not be loaded ({type(exc).__name__}). "
                     "Pick another variant; the server log has the details."
@@ -195,7 +195,8 @@ class SDRunner:
                 except OSError as exc:
                     logger.exception("the PyTorch baseline failed to load from %s", ref)
                     raise ValueError(
-                        f"The PyTorch baseline could not be loaded from {ref} ({type(exc).__name__}); "
+                        f"The PyTorch baseline could not be loaded from {variant.resolved.baseline_label} "
+                        f"({type(exc).__name__}); "
                         "use the OpenVINO backend, or check the server's access to that checkpoint."
                     ) from exc
                 pipe.set_progress_bar_config(disable=True)

@@ -64,8 +64,11 @@ class Services:
 
 
 def _failure(spec: ModelSpec, exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    return f"{spec.title} could not be loaded ({type(cause).__name__}: {cause})."
+    """A sentence for the tab's banner. The app's own ValueErrors are written for people and
+    name no server path; any other exception is named by its type (the log has the rest)."""
+    cause = exc if isinstance(exc, ValueError) else (exc.__cause__ or exc)
+    reason = f"{cause}" if isinstance(cause, ValueError) else type(cause).__name__
+    return f"{spec.title} could not be loaded ({reason})."
 
 
 def start(

@@ -50,10 +50,10 @@ def fp32_model(services, settings, tmp_path_factory):
 @contextmanager
 def launched(services: Services, **kwargs):
     """The app built from `services`, served on loopback for the duration of the block."""
-    from app import build_demo
+    from app import build_demo, launch_options
 
     demo = build_demo(services, **kwargs)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:
         yield demo
     finally:

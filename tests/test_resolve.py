@@ -8,10 +8,12 @@ import time
 
 import pytest
 
+from pipelines import hub as hub_module
 from pipelines import resolve as resolve_module
 from pipelines import standins
+from pipelines.hub import hub_reachable
 from pipelines.registry import SENTIMENT, ZERO_SHOT
-from pipelines.resolve import Source, hub_reachable, resolve
+from pipelines.resolve import Source, resolve
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_unreachable_hub_falls_back_within_seconds(services, settings, no_hub):
 
 def test_offline_mode_never_touches_the_network(services, settings, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(resolve_module, "hub_reachable", lambda *a: pytest.fail("probed the Hub in offline mode"))
+    monkeypatch.setattr(hub_module, "hub_reachable", lambda *a: pytest.fail("probed the Hub in offline mode"))
     assert resolve(SENTIMENT, settings).source is Source.STANDIN
 
 

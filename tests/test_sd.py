@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 
 from pipelines import convert
 from pipelines.diffusion import DiffusionRequest, GenerationCancelled
+from pipelines.folders import read_manifest
 
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"
@@ -49,7 +50,7 @@ def test_default_variant_compiled_at_startup_at_the_tiny_static_size(sd, service
     assert (variant.height, variant.width) == (64, 64)
     assert services.runtime.records[variant.spec.key].compile_s > 0
     assert variant.resolved.is_standin
-    assert convert.read_manifest(variant.resolved.ir_dir)["tome_ratio"] == 0.4
+    assert read_manifest(variant.resolved.ir_dir)["tome_ratio"] == 0.4
 
 
 def test_compiled_unet_inputs_are_static(sd, fp32):

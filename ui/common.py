@@ -1,9 +1,11 @@
-"""Pieces every tab shares: error handling, the stand-in banner, the latency line."""
+"""Pieces every tab shares: error handling, inputs that reach the app's own checks, the
+stand-in banner, the latency line."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 
 import gradio as gr
 
@@ -13,6 +15,14 @@ from pipelines.resolve import ResolvedModel
 logger = logging.getLogger(__name__)
 
 BACKENDS = [b.value for b in Backend]
+
+# An absolute POSIX path of two or more parts ("/tmp/gradio/…/x.png"), not a ratio like "km/h".
+_SERVER_PATH = re.compile(r"(?<![\w.~/-])(?:/[\w.@+~-]+){2,}/?")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute path replaced by "…": what reaches the browser names no server folder."""
+    return _SERVER_PATH.sub("…", text)
 
 
 def handle_errors(action: str):
@@ -30,7 +40,7 @@ def handle_errors(action: str):
             except gr.Error:
                 raise
             except ValueError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise gr.Error(without_paths(str(exc)), print_exception=False) from None
             except Exception as exc:
                 logger.exception("%s failed", action)
                 raise gr.Error(
@@ -42,6 +52,43 @@ def handle_errors(action: str):
         return run
 
     return wrap
+
+
+def image_input(**kwargs) -> gr.Image:
+    """A `gr.Image` whose handler gets the uploaded file's path, undecoded.
+
+    gradio's own preprocessing opens every upload and converts it (each frame of a GIF
+    included) before the handler runs, where no cap of the app applies yet. Handing over
+    the file lets `pipelines.images.load_image` check bytes and header pixels first and
+    decode only the first frame. The path is gradio's copy in its upload folder (gradio
+    refuses any other), never one a client names. (The instance's `preprocess` is replaced
+    rather than subclassed: gradio writes a `.pyi` file next to every component subclass.)
+    """
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+
+    def uploaded_file(payload):
+        if payload is None:
+            return None
+        if payload.path is None or (payload.url or "").startswith("data:"):
+            raise gr.Error(
+                "Send the image as an uploaded file (not inline data), then try again.", print_exception=False
+            )
+        return payload.path
+
+    component.preprocess = uploaded_file
+    return component
+
+
+def number_input(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
+    """`component`, handing its handler the value exactly as sent.
+
+    A value from the API can be anything: text, NaN, ∞, out of range. gradio's own
+    conversion answers some of them with its generic error and others with a bare
+    "less than minimum"; the task's check (`pipelines.checks.whole_number`,
+    `DiffusionRequest.checked`) answers every one with the allowed range.
+    """
+    component.preprocess = lambda payload: payload
+    return component
 
 
 def announce_torch_load(dual: DualModel, backend: str) -> None:
@@ -63,7 +110,7 @@ def standin_banner(*models: ResolvedModel, note: str = "") -> str:
 
 
 def failure_banner(message: str) -> str:
-    return f"⛔ {message} This tab is unavailable; the server log says why. The other tabs work."
+    return f"⛔ {without_paths(message)} This tab is unavailable; the server log says why. The other tabs work."
 
 
 def latency_line(timing: dict, history: dict) -> tuple[str, dict]:

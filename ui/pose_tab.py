@@ -8,7 +8,6 @@ import secrets
 import threading
 
 import gradio as gr
-from PIL import UnidentifiedImageError
 
 from pipelines.controlnet import PoseResult, PoseRunner
 from pipelines.diffusion import (
@@ -25,7 +24,7 @@ from pipelines.diffusion import (
 from pipelines.models import Backend
 from pipelines.pose import save_presets
 
-from .common import BACKENDS, handle_errors, latency_line, standin_banner
+from .common import BACKENDS, handle_errors, image_input, latency_line, number_input, standin_banner
 
 logger = logging.getLogger(__name__)
 
@@ -38,26 +37,6 @@ EXAMPLE_PROMPTS = [
     "a knight in shining armour in a castle courtyard, oil painting",
 ]
 NEGATIVE = "blurry, low quality, deformed hands, extra limbs"
-
-
-def image_upload(**kwargs) -> gr.Image:
-    """A `gr.Image` that answers an unreadable upload with a sentence instead of a generic
-    error. (Wrapping the instance's `preprocess` rather than subclassing: gradio writes a
-    `.pyi` file next to the module of every component subclass.)"""
-    component = gr.Image(**kwargs)
-    preprocess = component.preprocess
-
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise gr.Error(
-                f"The file is not an image this app can read; upload a PNG, JPEG or WebP ({type(exc).__name__}).",
-                print_exception=False,
-            ) from None
-
-    component.preprocess = checked
-    return component
 
 
 def _duration(ms: float) -> str:
@@ -148,18 +127,22 @@ def pose_tab(runner: PoseRunner) -> None:
     )
     with gr.Row():
         with gr.Column():
-            photo = image_upload(label="Photo of a person", type="filepath", sources=["upload", "clipboard"])
+            photo = image_input(label="Photo of a person", sources=["upload", "clipboard"])
             detect_button = gr.Button("Detect pose")
-            pose = image_upload(label="Pose (OpenPose skeleton)", type="filepath", sources=["upload"])
+            pose = image_input(label="Pose (OpenPose skeleton)", sources=["upload"])
             gr.Examples([[str(p)] for p in presets.values()], [pose], label="Preset poses")
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, value=EXAMPLE_PROMPTS[0])
             negative = gr.Textbox(label="Negative prompt", max_length=MAX_PROMPT_CHARS, value=NEGATIVE)
             with gr.Row():
                 default_steps = runner.spec.defaults.get("steps", 20)
-                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=default_steps, step=1, label="Steps")
-                guidance = gr.Slider(MIN_GUIDANCE, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance")
-                seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                steps = number_input(gr.Slider(MIN_STEPS, MAX_STEPS, value=default_steps, step=1, label="Steps"))
+                guidance = number_input(
+                    gr.Slider(MIN_GUIDANCE, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance")
+                )
+                seed = number_input(
+                    gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                )
                 new_seed = gr.Button("🎲 New seed", size="sm")
             backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
             with gr.Row():

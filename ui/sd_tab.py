@@ -21,7 +21,7 @@ from pipelines.diffusion import (
 from pipelines.models import Backend
 from pipelines.sd import SDRunner
 
-from .common import BACKENDS, handle_errors, latency_line, standin_banner
+from .common import BACKENDS, handle_errors, latency_line, number_input, standin_banner
 
 CONCURRENCY_ID = "image-generation"
 """Image generation has its own queue: the text tabs keep answering while an image is made."""
@@ -53,17 +53,18 @@ def sd_tab(runner: SDRunner) -> None:
     ):
         if variant not in runner.variant_names:
             raise ValueError(f"Unknown variant {variant!r}; choose one of {runner.variant_names}.")
+        seed = None if random_seed else seed
+        checked = DiffusionRequest(prompt, negative_prompt, steps, guidance_scale, seed).checked()
         if not runner.is_loaded(variant):
             progress(0, desc=f"Compiling the {variant} variant (first use only)…")
         if Backend.parse(backend) is Backend.PYTORCH and not runner.torch_loaded:
             gr.Info("Loading the PyTorch Stable Diffusion baseline (first use only); this request takes longer.")
         key = request.session_hash if request is not None else ""
         cancel = cancels[key] = threading.Event()
-        total = steps if isinstance(steps, (int, float)) else 0
-        progress((0, total or 1), desc="Denoising", unit="steps")
+        progress((0, checked.steps), desc="Denoising", unit="steps")
         try:
             result = runner(
-                DiffusionRequest(prompt, negative_prompt or "", steps, guidance_scale, None if random_seed else seed),
+                checked,
                 variant,
                 backend,
                 on_step=lambda done, n: progress((done, n), desc="Denoising", unit="steps"),
@@ -96,17 +97,19 @@ def sd_tab(runner: SDRunner) -> None:
             prompt = gr.Textbox(label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, value=EXAMPLES[0][0])
             negative = gr.Textbox(label="Negative prompt", lines=1, max_length=MAX_PROMPT_CHARS, value="")
             with gr.Row():
-                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
-                guidance = gr.Slider(
-                    MIN_GUIDANCE,
-                    MAX_GUIDANCE,
-                    value=DEFAULT_GUIDANCE,
-                    step=0.5,
-                    label="Guidance scale",
-                    info="≤ 1 turns classifier-free guidance off (OpenVINO still runs the static batch of 2)",
+                steps = number_input(gr.Slider(MIN_STEPS, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps"))
+                guidance = number_input(
+                    gr.Slider(
+                        MIN_GUIDANCE,
+                        MAX_GUIDANCE,
+                        value=DEFAULT_GUIDANCE,
+                        step=0.5,
+                        label="Guidance scale",
+                        info="≤ 1 turns classifier-free guidance off (OpenVINO still runs the static batch of 2)",
+                    )
                 )
             with gr.Row():
-                seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                seed = number_input(gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
                 random_seed = gr.Checkbox(value=False, label="Random seed")
             variant = gr.Dropdown(
                 runner.variant_names, value=default_variant, label="OpenVINO variant (same fine-tune)"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import gradio as gr
 
 from pipelines.startup import Services
+
+from .common import without_paths
 
 PACKAGES = ("openvino", "optimum-intel", "nncf", "torch", "transformers", "diffusers", "gradio")
 
@@ -18,6 +21,14 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _cache_state(cache_dir: Path | None) -> str:
+    """On with its size, or off: the folder itself is the server's business."""
+    if cache_dir is None:
+        return "off"
+    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file()) if cache_dir.is_dir() else 0
+    return f"on ({size / 2**20:.0f} MB)"
+
+
 def system_report(services: Services) -> str:
     """Markdown report of the runtime and of every model loaded so far."""
     runtime, settings = services.runtime, services.settings
@@ -26,12 +37,12 @@ def system_report(services: Services) -> str:
     for device, name in runtime.devices().items():
         caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
         lines.append(f"| {device}{' (in use)' if device == settings.device else ''} | {name} | {caps} |")
-    config = runtime.ov_config()
+    config = {k: v for k, v in runtime.ov_config().items() if k != "CACHE_DIR"}  # the cache: next line
     lines += [
         "",
         "### OpenVINO settings",
         f"- compile properties: `{config}`",
-        f"- model cache: `{runtime.cache_dir or 'off'}`",
+        f"- model cache: {_cache_state(runtime.cache_dir)}",
         f"- PyTorch threads: {settings.threads}",
         f"- time to ready: {services.ready_s:.1f} s",
         "",
@@ -45,7 +56,7 @@ def system_report(services: Services) -> str:
             f"{resolved.baseline_label} |"
         )
     for key, message in services.failures.items():
-        lines.append(f"| {key} | failed: {message} | - | - |")
+        lines.append(f"| {key} | failed: {without_paths(message)} | - | - |")
     lines += [
         "",
         "### Compiled (at startup, or on first selection)",

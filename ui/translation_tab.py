@@ -7,7 +7,7 @@ import gradio as gr
 from pipelines.checks import MAX_TEXT_CHARS, whole_number
 from pipelines.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 
-from .common import BACKENDS, announce_torch_load, handle_errors, latency_line, standin_banner
+from .common import BACKENDS, announce_torch_load, handle_errors, latency_line, number_input, standin_banner
 
 EXAMPLES = [
     ["The weather is lovely today, so we are going for a walk by the river.", "French"],
@@ -39,7 +39,7 @@ def translation_tab(translator: Translator) -> None:
         with gr.Column():
             text = gr.Textbox(label="English text", lines=4, max_length=MAX_TEXT_CHARS, value=EXAMPLES[0][0])
             language = gr.Dropdown(list(LANGUAGES), value="French", label="Target language", allow_custom_value=True)
-            max_new = gr.Slider(1, MAX_NEW_TOKENS, value=default_new, step=1, label="Max new tokens")
+            max_new = number_input(gr.Slider(1, MAX_NEW_TOKENS, value=default_new, step=1, label="Max new tokens"))
             backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
             button = gr.Button("Translate", variant="primary")
         with gr.Column():

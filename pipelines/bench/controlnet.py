@@ -18,19 +18,18 @@ from .core import Config, Repeats, autocast, bench_settings, measure, ov_props, 
 
 def folders(settings) -> dict[str, Path]:
     """PyTorch source, FP32 IR and INT8-weights IR of the stand-in (built once)."""
-    from ..controlnet_export import build_standin, compress_folder, export_controlnet
+    from ..controlnet_export import compress_folder, export_controlnet
     from ..export import is_complete_ir_folder
     from ..registry import CONTROLNET_POSE, Quantization
+    from ..resolve import standin_weights
 
     # The app's offline layout (`resolve`): weights per stand-in builder, IR folders per model.
     root = settings.home / "standins" / settings.standin_size / CONTROLNET_POSE.key
     found = {
-        "pytorch": settings.home / "standins" / settings.standin_size / "pytorch" / CONTROLNET_POSE.standin,
+        "pytorch": standin_weights(CONTROLNET_POSE, settings),
         "fp32": root / f"openvino-{Quantization.NONE.value}",
         "int8": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
     }
-    if not (found["pytorch"] / "config.json").is_file():
-        build_standin(settings.standin_size, found["pytorch"])
     if not is_complete_ir_folder(found["fp32"]):
         export_controlnet(CONTROLNET_POSE, found["pytorch"], found["fp32"], Quantization.NONE)
     if not is_complete_ir_folder(found["int8"]):

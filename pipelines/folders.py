@@ -1,0 +1,91 @@
+"""The folders the app builds on disk: each one complete in one step, and checkable on load.
+
+- `building(out_dir)` gives a fresh `<out_dir>.partial` to write into and renames it to
+  `out_dir` only when the build finished, so a folder that exists was finished; an
+  interrupted build leaves only a `.partial`, which the next build clears and redoes.
+- `write_manifest(folder, ...)` is the last write of a build: the manifest (`ovdemo.json`)
+  records what was built and the size of every file, so a file truncated or removed later
+  (a disk filling up, a partial copy) is found on load (`damaged_files`) and the folder
+  is built again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "ovdemo.json"
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_of(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
+
+
+@contextmanager
+def building(out_dir: Path) -> Iterator[Path]:
+    """Write a folder in one step: yields an empty sibling folder that becomes `out_dir` (replacing
+    any earlier one) when the block ends without an error. On an error it is removed."""
+    out_dir = Path(out_dir)
+    partial = partial_of(out_dir)
+    if partial.exists():
+        logger.warning("%s: an earlier build was interrupted; building it again", out_dir)
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+
+
+def file_sizes(folder: Path) -> dict[str, int]:
+    """Size of every file below `folder` (the manifest excepted), by relative path."""
+    return {
+        str(path.relative_to(folder)): path.stat().st_size
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def read_manifest(folder: Path) -> dict:
+    """`folder`'s manifest; {} when it has none (a folder not built by this app) or it is unreadable."""
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Write `folder`'s manifest with the size of every file in it: the last write of a build."""
+    folder = Path(folder)
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "files": file_sizes(folder)}, indent=1))
+
+
+def damaged_files(folder: Path) -> list[str]:
+    """Files the manifest records that are missing or have another size; [] when it records none."""
+    folder = Path(folder)
+    recorded = read_manifest(folder).get("files") or {}
+    damaged = []
+    for name, size in recorded.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            damaged.append(name)
+    if damaged:
+        logger.warning("%s is incomplete (%s): building it again", folder, ", ".join(damaged[:5]))
+    return damaged
+
+
+def is_built(folder: Path) -> bool:
+    """A folder this app built and left whole: its manifest is there and so is every file it records."""
+    folder = Path(folder)
+    return (folder / MANIFEST).is_file() and not damaged_files(folder)

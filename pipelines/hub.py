@@ -1,0 +1,131 @@
+"""The Hugging Face Hub client: whole snapshots or none.
+
+huggingface_hub downloads a snapshot file by file into its cache, and its offline
+lookup returns a snapshot folder without checking that every file arrived (it says
+so itself). A download this app starts is therefore recorded in the app's home: a
+record saying "started" is written before it, and one listing every file and its size
+after it completed. A cached snapshot is used only when
+
+- its record says it completed and every file is there at that size, or
+- it has no record (fetched by other tools, e.g. `hf download`) and huggingface_hub left
+  no unfinished `.incomplete` file in that repo's cache.
+
+Anything else (no connection, an HTTP error, a connection dropped mid-file, a file of the
+wrong size) is logged and answered with None, so the caller goes on to its next source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+@lru_cache(maxsize=8)
+def hub_reachable(endpoint: str, timeout: float) -> bool:
+    """One TCP connection to the Hub's host, cached per process."""
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError as exc:
+        logger.warning("The Hub at %s is unreachable (%s): using offline models.", endpoint, exc)
+        return False
+
+
+class DownloadRecord:
+    """What this app knows of its own download of `repo_id` (restricted to `allow_patterns`)."""
+
+    def __init__(self, home: Path, repo_id: str, allow_patterns: list[str] | None):
+        key = hashlib.sha1(json.dumps([repo_id, sorted(allow_patterns or [])]).encode()).hexdigest()[:12]
+        self.repo_id = repo_id
+        self.path = Path(home) / "hub-downloads" / f"{repo_id.replace('/', '--')}-{key}.json"
+
+    def read(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write(self, **record) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"repo": self.repo_id, **record}, indent=1))
+        os.replace(tmp, self.path)
+
+    def vouches_for(self, folder: Path) -> bool:
+        """Whether the cached snapshot `folder` is whole, by this record (or, without one, by the cache)."""
+        record = self.read()
+        if record is None:
+            unfinished = list((folder.parent.parent / "blobs").glob("*.incomplete"))
+            if unfinished:
+                logger.warning("%s: the cached snapshot has unfinished downloads; not using it", self.repo_id)
+            return not unfinished
+        if record.get("state") != "complete" or record.get("commit") != folder.name:
+            logger.warning("%s: an earlier download did not finish; not using the cached snapshot", self.repo_id)
+            return False
+        wrong = [name for name, size in record["files"].items() if _size(folder / name) != size]
+        if wrong:
+            logger.warning("%s: cached files missing or truncated (%s); not using them", self.repo_id, wrong[:5])
+        return not wrong
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | None = None) -> Path | None:
+    """Local folder of a whole snapshot of `repo_id` (only `allow_patterns` files, when given),
+    from the cache or downloaded now; None when none can be had."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    record = DownloadRecord(settings.home, repo_id, allow_patterns)
+    try:
+        cached = Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True))
+    except LocalEntryNotFoundError:
+        cached = None
+    if cached is not None and record.vouches_for(cached):
+        return cached
+    endpoint = hub_endpoint()
+    if hub_offline() or not hub_reachable(endpoint, settings.hub_timeout):
+        return None
+    record.write(state="started")
+    try:
+        # The plan first (names and sizes, no file bodies), then the files themselves.
+        plan = snapshot_download(repo_id, allow_patterns=allow_patterns, endpoint=endpoint, dry_run=True)
+        folder = Path(snapshot_download(repo_id, allow_patterns=allow_patterns, endpoint=endpoint))
+    except Exception as exc:  # any failure of the download (HTTP, connection, disk) means: the next source
+        logger.warning("Could not download %s from the Hub (%s: %s)", repo_id, type(exc).__name__, exc)
+        return None
+    expected = {info.filename: info.file_size for info in plan}
+    if wrong := sorted(name for name, size in expected.items() if _size(folder / name) != size):
+        logger.warning("Download of %s is incomplete (%s); not using it", repo_id, wrong[:5])
+        return None
+    record.write(state="complete", commit=folder.name, files=expected)
+    return folder
