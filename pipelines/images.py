@@ -51,8 +51,11 @@ def limit_decoders() -> None:
 
 
 def _too_many_pixels(what: str, width: int | None = None, height: int | None = None) -> ValueError:
-    size = f" is {width}×{height} = {width * height / 1e6:.0f} megapixels;" if width and height else " is too large;"
-    return ValueError(f"The {what}{size} the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}. Use a smaller image.")
+    if width and height:
+        size = f"is {width}×{height} = {width * height / 1e6:.0f} megapixels"
+    else:  # Pillow refused it when opening (twice its cap): the size stays unread
+        size = f"has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+    return ValueError(f"The {what} {size}; the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f}. Use a smaller image.")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -91,6 +91,17 @@ def number_input(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
     return component
 
 
+def generated_file(component: gr.Image, image) -> str:
+    """`image` saved as a PNG in gradio's cache and registered with `component`, so the app's
+    `delete_cache` removes it when old. A generator handler must hand its image over this way:
+    gradio 6.31 registers the outputs of plain handlers only, and would keep these forever."""
+    from gradio.processing_utils import save_pil_to_cache
+
+    path = save_pil_to_cache(image, component.GRADIO_CACHE, format="png")
+    component.temp_files.add(path)
+    return path
+
+
 def announce_torch_load(dual: DualModel, backend: str) -> None:
     """A visible note when this request is the one that loads the PyTorch baseline."""
     if Backend.parse(backend) is Backend.PYTORCH and not dual.torch_loaded:

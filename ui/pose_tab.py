@@ -24,7 +24,15 @@ from pipelines.diffusion import (
 from pipelines.models import Backend
 from pipelines.pose import save_presets
 
-from .common import BACKENDS, handle_errors, image_input, latency_line, number_input, standin_banner
+from .common import (
+    BACKENDS,
+    generated_file,
+    handle_errors,
+    image_input,
+    latency_line,
+    number_input,
+    standin_banner,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +124,7 @@ def pose_tab(runner: PoseRunner) -> None:
         finally:
             cancel.set()
         result = finish(outcome)
-        yield result.image, result.timing
+        yield generated_file(output, result.image), result.timing
 
     if banner := standin_banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose."):
         gr.Markdown(banner, elem_classes="standin-banner")
