@@ -166,7 +166,7 @@ class SDRunner:
                 self.variants[variant] = SDVariant(self._resolver(spec, self.settings), self.runtime)
             except Exception as exc:
                 logger.exception("variant %s failed to load", variant)
-                self.failures[variant] = type(exc).__name__
+                self.failures[variant] = f"{type(exc).__name__}: {exc}"  # for the server, not the page
                 raise ValueError(
                     f"The {variant} variant could not be loaded ({type(exc).__name__}). "
                     "Pick another variant; the server log has the details."

@@ -39,7 +39,7 @@ def test_classify_sentiment_and_zero_shot(client, backend):
         ("/translate", ("   ", "German", "OpenVINO"), "text is empty"),
         ("/translate", ("Hello", "Klingon", "OpenVINO"), "Unknown target language"),
         ("/translate", ("Hello", "German", "TensorFlow"), "not in the list of choices"),
-        ("/translate", ("Hello", "German", "OpenVINO", 0), "less than minimum value 1"),
+        ("/translate", ("Hello", "German", "OpenVINO", 0), "whole number from 1 to 256"),
         ("/translate", ("Hello", "German", "OpenVINO", 2.5), "whole number from 1"),
         ("/classify", ("", "", "OpenVINO"), "text is empty"),
         ("/classify", ("Hello", "a, a", "OpenVINO"), "Duplicate label"),

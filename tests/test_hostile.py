@@ -7,6 +7,7 @@ path it did not upload) goes over raw HTTP, as any script could send it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -344,3 +345,30 @@ def test_python_app_py_honours_gradio_server_port_and_listens_on_loopback(settin
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_pose_detection_runs_one_request_at_a_time_on_each_backend(services, monkeypatch):
+    runner, running, most = services.pose, [0], [0]
+    detector = runner.detector
+
+    def watched(image):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        try:
+            return detector(image)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(runner, "detector", watched)
+
+    def detect():
+        with contextlib.suppress(ValueError):  # the tiny stand-in may find no one; the lock is what is tested
+            runner.detect(str(POSE), "OpenVINO")
+
+    threads = [threading.Thread(target=detect) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1

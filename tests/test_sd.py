@@ -183,10 +183,10 @@ def test_generate_api_both_backends_and_random_seed(client, backend):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((PROMPT, "", 0, 7.5, 1, "OpenVINO"), "less than minimum value 1"),
+        ((PROMPT, "", 0, 7.5, 1, "OpenVINO"), "Steps must be a whole number from 1 to 50"),
         ((PROMPT, "", 2.5, 7.5, 1, "OpenVINO"), "Steps must be a whole number"),
-        ((PROMPT, "", 2, 25.0, 1, "OpenVINO"), "greater than maximum value 20"),
-        ((PROMPT, "", 2, 7.5, -3, "OpenVINO"), "less than minimum value 0"),
+        ((PROMPT, "", 2, 25.0, 1, "OpenVINO"), "Guidance scale must be from 0.0 to 20.0"),
+        ((PROMPT, "", 2, 7.5, -3, "OpenVINO"), "Seed must be a whole number from 0 to 4294967295"),
         (("   ", "", 2, 7.5, 1, "OpenVINO"), "prompt is empty"),
         ((PROMPT, "x" * 5000, 2, 7.5, 1, "OpenVINO"), "negative prompt is 5,000 characters"),
         ((PROMPT, "", 2, 7.5, 1, "OpenVINO", "FP64"), "not in the list of choices"),
