@@ -446,7 +446,8 @@ def export_controlnet(spec: ModelSpec, source: str | Path, out_dir: Path, quanti
         if quantization is Quantization.NONE:
             shapes = convert_parts(source, partial)
         else:
-            with tempfile.TemporaryDirectory(prefix="fp32-", dir=partial.parent) as fp32:
+            # Inside the partial folder: a killed export leaves nothing that outlives the next one.
+            with tempfile.TemporaryDirectory(prefix="fp32-", dir=partial) as fp32:
                 shapes = convert_parts(source, Path(fp32))
                 _compress_parts(Path(fp32), partial)
         write_manifest(partial, {"source": str(source), "quantization": quantization.value, **shapes})

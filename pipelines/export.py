@@ -6,11 +6,10 @@ stand-in: optimum-intel exports, NNCF quantizes.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from .folders import MANIFEST, building, damaged_files, write_manifest
+from .folders import MANIFEST, building, damaged_files, read_manifest, write_manifest
 from .registry import ModelSpec, Quantization, Task
 
 logger = logging.getLogger(__name__)
@@ -72,10 +71,10 @@ def weights_format(spec: ModelSpec, quantization: Quantization | None = None) ->
 
 def is_stale_export(path: Path, spec: ModelSpec) -> bool:
     """An earlier export by this app (it has a manifest) whose weight format is no longer the one written."""
-    expected, manifest = weights_format(spec), path / MANIFEST
-    if expected is None or not manifest.is_file():
+    expected = weights_format(spec)
+    if expected is None or not (path / MANIFEST).is_file():
         return False
-    return json.loads(manifest.read_text()).get("weights") != expected
+    return read_manifest(path).get("weights") != expected
 
 
 def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:

@@ -57,12 +57,14 @@ def file_sizes(folder: Path) -> dict[str, int]:
 
 
 def read_manifest(folder: Path) -> dict:
-    """`folder`'s manifest; {} when it has none (a folder not built by this app) or it is unreadable."""
+    """`folder`'s manifest; {} when it has none (a folder not built by this app) or it is unreadable
+    (which `damaged_files` reports)."""
     path = Path(folder) / MANIFEST
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
+        manifest = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
@@ -72,9 +74,14 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 
 def damaged_files(folder: Path) -> list[str]:
-    """Files the manifest records that are missing or have another size; [] when it records none."""
+    """Files the manifest records that are missing or have another size; [] when it records none
+    (a folder from before manifests recorded files). A manifest that cannot be read counts as damaged."""
     folder = Path(folder)
-    recorded = read_manifest(folder).get("files") or {}
+    manifest = read_manifest(folder)
+    if (folder / MANIFEST).is_file() and not manifest:
+        logger.warning("%s has an unreadable %s: building it again", folder, MANIFEST)
+        return [MANIFEST]
+    recorded = manifest.get("files") or {}
     damaged = []
     for name, size in recorded.items():
         path = folder / name
@@ -86,6 +93,6 @@ def damaged_files(folder: Path) -> list[str]:
 
 
 def is_built(folder: Path) -> bool:
-    """A folder this app built and left whole: its manifest is there and so is every file it records."""
+    """A folder this app built and left whole: its manifest records its files, and every one is there."""
     folder = Path(folder)
-    return (folder / MANIFEST).is_file() and not damaged_files(folder)
+    return "files" in read_manifest(folder) and not damaged_files(folder)

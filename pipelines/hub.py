@@ -86,7 +86,7 @@ class DownloadRecord:
         if record.get("state") != "complete" or record.get("commit") != folder.name:
             logger.warning("%s: an earlier download did not finish; not using the cached snapshot", self.repo_id)
             return False
-        wrong = [name for name, size in record["files"].items() if _size(folder / name) != size]
+        wrong = _wrong_sizes(folder, record["files"])
         if wrong:
             logger.warning("%s: cached files missing or truncated (%s); not using them", self.repo_id, wrong[:5])
         return not wrong
@@ -115,17 +115,52 @@ def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | N
     endpoint = hub_endpoint()
     if hub_offline() or not hub_reachable(endpoint, settings.hub_timeout):
         return None
-    record.write(state="started")
     try:
-        # The plan first (names and sizes, no file bodies), then the files themselves.
-        plan = snapshot_download(repo_id, allow_patterns=allow_patterns, endpoint=endpoint, dry_run=True)
+        record.write(state="started")
+        # The plan, from the server: the commit, and each file's name and size.
+        plan, commit = _plan(repo_id, allow_patterns, endpoint)
+        _forget_damaged(repo_id, commit, plan)
         folder = Path(snapshot_download(repo_id, allow_patterns=allow_patterns, endpoint=endpoint))
     except Exception as exc:  # any failure of the download (HTTP, connection, disk) means: the next source
         logger.warning("Could not download %s from the Hub (%s: %s)", repo_id, type(exc).__name__, exc)
         return None
-    expected = {info.filename: info.file_size for info in plan}
-    if wrong := sorted(name for name, size in expected.items() if _size(folder / name) != size):
+    wrong = _wrong_sizes(folder, plan) if folder.name == commit else ["the repo changed during the download"]
+    if wrong:
         logger.warning("Download of %s is incomplete (%s); not using it", repo_id, wrong[:5])
         return None
-    record.write(state="complete", commit=folder.name, files=expected)
+    record.write(state="complete", commit=folder.name, files=plan)
     return folder
+
+
+def _plan(repo_id: str, allow_patterns: list[str] | None, endpoint: str) -> tuple[dict[str, int | None], str]:
+    """{file: size} of the files to fetch, as the server lists them, and the commit they belong to."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    info = HfApi(endpoint=endpoint).model_info(repo_id, files_metadata=True)
+    wanted = set(filter_repo_objects([s.rfilename for s in info.siblings], allow_patterns=allow_patterns))
+    return {s.rfilename: s.size for s in info.siblings if s.rfilename in wanted}, info.sha
+
+
+def _wrong_sizes(folder: Path, plan: dict[str, int | None]) -> list[str]:
+    """Files of `plan` missing from `folder`, or of another size than the server said."""
+    wrong = []
+    for name, size in plan.items():
+        found = _size(folder / name)
+        if found is None or (size is not None and found != size):
+            wrong.append(name)
+    return sorted(wrong)
+
+
+def _forget_damaged(repo_id: str, commit: str, plan: dict[str, int | None]) -> None:
+    """Remove cached files of `commit` whose size is wrong: huggingface_hub never fetches a file it has."""
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
+    for name in _wrong_sizes(folder, plan):
+        link = folder / name
+        if link.is_symlink() or link.exists():
+            logger.warning("%s: the cached %s is damaged; downloading it again", repo_id, name)
+            blob = link.resolve()
+            link.unlink()
+            blob.unlink(missing_ok=True)

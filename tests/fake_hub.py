@@ -64,7 +64,7 @@ class FakeHub:
 
             def do_GET(self) -> None:
                 hub.requests.append(f"{self.command} {self.path}")
-                if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/[^/?]+(\?.*)?", self.path):
+                if m := re.fullmatch(r"/api/models/([^/]+/[^/?]+)(/revision/[^/?]+)?(\?.*)?", self.path):
                     repo = m.group(1)
                     if repo not in hub.repos:
                         return self._not_found()
@@ -72,7 +72,10 @@ class FakeHub:
                         "id": repo,
                         "sha": COMMIT,
                         "private": False,
-                        "siblings": [{"rfilename": name} for name in hub.files(repo)],
+                        "siblings": [
+                            {"rfilename": name, "size": (hub.repos[repo] / name).stat().st_size}
+                            for name in hub.files(repo)
+                        ],
                     }
                     return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
                 if m := re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", self.path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
@@ -82,6 +83,13 @@ def test_a_download_that_dies_mid_file_is_never_used_and_is_redone(
     caplog.clear()
     assert hub_snapshot(SENTIMENT.torch_repo, fresh) is None
     assert any("truncated" in r.message for r in caplog.records)
+
+    # 5. Online again: the server's sizes, not the cache's, decide; the cut file is fetched again.
+    with FakeHub(sentiment_repo) as hub:
+        point_at(monkeypatch, hub.url)
+        assert hub_snapshot(SENTIMENT.torch_repo, fresh) == snapshot
+    served = Path(sentiment_repo[SENTIMENT.torch_repo]) / "model.safetensors"
+    assert (snapshot / "model.safetensors").read_bytes() == served.read_bytes()
 
 
 def test_an_http_error_or_a_missing_repo_leads_to_the_next_source(settings, tmp_path, hub_cache, monkeypatch):

@@ -65,14 +65,15 @@ class PeakMemory:
         return (self.peak - self.base) / 2**20
 
 
-def png_bomb(path: Path, side: int = 20_000) -> Path:
-    """A 1-bit PNG of side×side zeros: about 60 kB on disk, 400 megapixels (1.2 GB as RGB) decoded."""
-    raw = zlib.compress((b"\x00" + bytes((side + 7) // 8)) * side, 9)
+def png_bomb(path: Path, side: int = 20_000, rgb: bool = False) -> Path:
+    """A PNG of side×side zeros, 1-bit gray (20,000² = 400 megapixels in about 50 kB) or 8-bit RGB."""
+    row = bytes(3 * side) if rgb else bytes((side + 7) // 8)
+    raw = zlib.compress((b"\x00" + row) * side, 6)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, grayscale
+    header = struct.pack(">IIBBBBB", side, side, 8 if rgb else 1, 2 if rgb else 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
     return path
 
@@ -137,6 +138,14 @@ def test_a_400_megapixel_png_is_refused_from_its_header(api, tmp_path):
     bomb = png_bomb(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 200_000
     with PeakMemory() as memory, pytest.raises(AppError, match=r"more than 80 megapixels; the limit is 40\."):
+        api.predict(handle_file(bomb), "OpenVINO", api_name="/detect_pose")
+    assert memory.added_mb < 100, f"{memory.added_mb:.0f} MB for a refused upload"
+
+
+def test_an_image_over_the_cap_is_refused_from_its_header_before_decoding(api, tmp_path):
+    """64 megapixels: past the app's cap, below where Pillow itself refuses (80). Decoding it costs 192 MB."""
+    bomb = png_bomb(tmp_path / "rgb.png", side=8000, rgb=True)
+    with PeakMemory() as memory, pytest.raises(AppError, match=r"8000×8000 = 64 megapixels; the limit is 40\."):
         api.predict(handle_file(bomb), "OpenVINO", api_name="/detect_pose")
     assert memory.added_mb < 100, f"{memory.added_mb:.0f} MB for a refused upload"
 
@@ -252,6 +261,30 @@ def test_a_missing_negative_prompt_is_an_empty_one_on_both_image_endpoints(api):
 
 
 # --------------------------------------------------------------------------- server paths
+
+
+def test_messages_and_banners_lose_any_path_a_library_put_in_them(app, api, services, monkeypatch):
+    from ui.common import failure_banner, without_paths
+    from ui.system_tab import system_report
+
+    for text in (
+        "cannot identify image file '/tmp/gradio/ab12/x.png'",
+        "no ~/.cache/ov/t5/x.bin",
+        "file:///srv/m/a.bin",
+    ):
+        assert "/" not in without_paths(text).replace("…", ""), without_paths(text)
+    for text in ("OpenVINO 3.9× faster", "6.4 ms/token", "OpenVINO / PyTorch", "1/2 of it"):
+        assert without_paths(text) == text
+
+    def fails(*args):
+        raise ValueError("weights at /srv/models/openpose/body.bin are unreadable.")
+
+    monkeypatch.setattr(services.pose, "detect", fails)
+    with pytest.raises(AppError) as refused:
+        api.predict(handle_file(POSE), "OpenVINO", api_name="/detect_pose")
+    assert "unreadable" in str(refused.value) and "/srv" not in str(refused.value)
+    monkeypatch.setitem(services.failures, "t5-small", "T5 could not be loaded (/srv/models/t5/x.bin).")
+    assert "/srv" not in failure_banner(services.failures["t5-small"]) and "/srv" not in system_report(services)
 
 
 def texts_outside_file_references(value, upload_folder: str):

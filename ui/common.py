@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = [b.value for b in Backend]
 
-# An absolute POSIX path of two or more parts ("/tmp/gradio/…/x.png"), not a ratio like "km/h".
-_SERVER_PATH = re.compile(r"(?<![\w.~/-])(?:/[\w.@+~-]+){2,}/?")
+# An absolute path of two or more parts ("/tmp/gradio/…/x.png", "~/.cache/x", "file:///srv/x"), not a
+# ratio like "km/h". A last guard only: the app's own messages name no path in the first place.
+_SERVER_PATH = re.compile(r"(?<![\w.~/-])(?:file://|~)?(?:/[\w.@+~-]+){2,}/?")
 
 
 def without_paths(text: str) -> str:

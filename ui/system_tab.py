@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def _cache_state(cache_dir: Path | None) -> str:
     """On with its size, or off: the folder itself is the server's business."""
     if cache_dir is None:
         return "off"
-    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file()) if cache_dir.is_dir() else 0
+    size = 0
+    for path in cache_dir.rglob("*"):
+        with contextlib.suppress(OSError):  # a blob being replaced while this runs
+            size += path.stat().st_size if path.is_file() else 0
     return f"on ({size / 2**20:.0f} MB)"
 
 
