@@ -28,10 +28,11 @@ from .diffusion import (
     prompt_is_truncated,
     torch_generator,
 )
-from .export import MANIFEST
+from .folders import MANIFEST
 from .images import load_image
-from .models import Backend
-from .pose import PoseDetection, PoseDetector, fit_condition, ov_body_network
+from .layout import BODY_WEIGHTS, PART_FILES
+from .models import Backend, LazyBaseline
+from .pose import PoseDetector, fit_condition, load_body_network, ov_body_network
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,6 @@ class PoseResult:
 
     image: Image.Image
     timing: dict
-    detection: PoseDetection | None = None
 
 
 @dataclass
@@ -203,16 +203,13 @@ class _TorchParts:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-PART_NAMES = ("text_encoder", "controlnet", "unet", "vae_decoder", "openpose_body")
-
-
 class PoseRunner:
     """The ControlNet pose tab's models: OpenVINO compiled at startup, PyTorch on first use."""
 
-    def __init__(self, resolved, runtime):
+    def __init__(self, resolved, runtime, torch_source: Callable[[], Path | None] | None = None):
+        """`torch_source()` gives the folder of the PyTorch parts (see `layout`) when the baseline is first
+        asked for, or None when it cannot be had; by default the resolved baseline folder."""
         from transformers import CLIPTokenizer
-
-        from .controlnet_export import PART_FILES
 
         self.resolved = resolved
         self.spec = resolved.spec
@@ -226,7 +223,7 @@ class PoseRunner:
         self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
         core, config = runtime.core, runtime.ov_config()
         compiled = {}
-        for part in PART_NAMES:
+        for part in PART_FILES:
             path = folder / PART_FILES[part]
             runtime.compile(
                 f"{self.spec.key}/{part}",
@@ -235,7 +232,6 @@ class PoseRunner:
                     {part: core.compile_model(model, runtime.settings.device, config)}
                 ),
             )
-        self._compiled = compiled
         self.pipeline = OVStableDiffusionControlNetPipeline(
             self.tokenizer,
             compiled["text_encoder"],
@@ -249,48 +245,34 @@ class PoseRunner:
         self.detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
         self.detector_lock = threading.Lock()
         """One detection at a time on each backend, as for every other model of the app."""
-        self._torch: _TorchParts | None = None
-        self._torch_lock = threading.Lock()
+        self.baseline: LazyBaseline[_TorchParts] = LazyBaseline(self.spec.key, runtime.settings.threads)
+        self._torch_source = torch_source or (lambda: Path(resolved.torch_ref))
 
     # ----------------------------------------------------------------- PyTorch baseline
 
     @property
     def torch_loaded(self) -> bool:
-        return self._torch is not None
+        return self.baseline.loaded
 
     def torch_source(self) -> Path:
-        """Folder of the PyTorch parts (assembled from the Hub repos when not local)."""
-        ref = Path(self.resolved.torch_ref)
-        if ref.is_dir() and (ref / "unet").is_dir():
-            return ref
-        from .controlnet_export import assemble_hub_source
-        from .hub import hub_snapshot
-
-        settings = self.runtime.settings
-        fetch = lambda repo, patterns: hub_snapshot(repo, settings, allow_patterns=patterns)
-        source = assemble_hub_source(self.spec, fetch, settings.home / "sources" / self.spec.key)
-        if source is None:
-            raise RuntimeError(
+        """Folder of the PyTorch parts; ValueError when it cannot be had."""
+        source = self._torch_source()
+        if source is None or not (Path(source) / "unet").is_dir():
+            raise ValueError(
                 f"The PyTorch baseline needs {self.spec.torch_repo} and {self.spec.defaults['base_repo']} "
-                "from the Hub, which cannot be reached."
+                "from the Hub, which cannot be reached. Use the OpenVINO backend."
             )
-        return source
+        return Path(source)
 
     def torch_parts(self) -> _TorchParts:
-        with self._torch_lock:
-            if self._torch is None:
-                import torch
+        return self.baseline.get(self._load_torch)
 
-                from .controlnet_export import BODY_WEIGHTS, load_body_network
-
-                torch.set_num_threads(self.runtime.settings.threads)
-                source = self.torch_source()
-                logger.info("loading the PyTorch baseline of %s from %s", self.spec.key, source)
-                self._torch = _TorchParts(
-                    load_torch_pipeline(source, self.new_scheduler()),
-                    PoseDetector(load_body_network(source / "openpose" / BODY_WEIGHTS), self.resolution),
-                )
-            return self._torch
+    def _load_torch(self) -> _TorchParts:
+        source = self.torch_source()
+        return _TorchParts(
+            load_torch_pipeline(source, self.new_scheduler()),
+            PoseDetector(load_body_network(source / "openpose" / BODY_WEIGHTS), self.resolution),
+        )
 
     # ----------------------------------------------------------------- requests
 
@@ -327,7 +309,7 @@ class PoseRunner:
             with parts.lock:
                 detection = parts.detector(image)
         timing = self.timing(backend, "detect", detection.latency_ms, people=len(detection.people))
-        return PoseResult(detection.image, timing, detection)
+        return PoseResult(detection.image, timing)
 
     def generate(
         self,

@@ -36,175 +36,19 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .diffusion import CLIP_MAX_TOKENS as TOKENS
 from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
+from .layout import BODY_WEIGHTS, PART_FILES, SD_PARTS
+from .pose import load_body_network
 from .registry import CONTROLNET_POSE, ModelSpec, Quantization
+from .standins import build_standin
 
 logger = logging.getLogger(__name__)
 
-BODY_WEIGHTS = "body_pose_model.pth"
-SD_PARTS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
-TOKENS = 77
 # controlnet_aux's Body runs the network once, at scale 0.5 of a 368-pixel box: a square
 # image of any size becomes 184×184 (a multiple of the stride 8, so no padding).
 BODY_INPUT = 184
-
-PART_FILES = {
-    "text_encoder": "openvino_text_encoder_model.xml",
-    "controlnet": "openvino_controlnet_model.xml",
-    "unet": "openvino_unet_model.xml",
-    "vae_decoder": "openvino_vae_decoder_model.xml",
-    "openpose_body": "openvino_openpose_body_model.xml",
-}
 QUANTIZED_PARTS = ("unet", "controlnet")
-
-# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM); the pipelines build
-# UniPC from it, as diffusers' ControlNet docs do.
-SD15_SCHEDULER = dict(
-    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-    set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False,
-)  # fmt: skip
-
-# Real configurations (SD 1.5 config files) and tiny ones for tests.
-SD15 = {
-    "unet": dict(
-        sample_size=64,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=2,
-        cross_attention_dim=768,
-        block_out_channels=(320, 640, 1280, 1280),
-        attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    ),
-    "vae": dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=2,
-        sample_size=512,
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        scaling_factor=0.18215,
-    ),
-    "text": dict(
-        vocab_size=49408,
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-        projection_dim=768,
-    ),
-    "control_embedding": (16, 32, 96, 256),
-    "vocab": 8000,
-}
-# The layout of SD 1.5 with narrower blocks, as the Stable Diffusion tab's `small` stand-in:
-# 512×512 images, built and converted in minutes, for the offline app.
-SMALL = {
-    "unet": dict(
-        SD15["unet"],
-        layers_per_block=1,
-        cross_attention_dim=256,
-        block_out_channels=(64, 128, 256, 256),
-    ),
-    "vae": dict(SD15["vae"], layers_per_block=1, block_out_channels=(32, 64, 128, 128)),
-    "text": dict(SD15["text"], hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
-                 projection_dim=256),
-    "control_embedding": (16, 32, 96, 256),
-    "vocab": 8000,
-}  # fmt: skip
-TINY = {
-    "unet": dict(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        cross_attention_dim=32,
-        block_out_channels=(32, 64),
-        attention_head_dim=8,
-        norm_num_groups=32,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    ),
-    # Four blocks like SD's VAE, so latents are 1/8 of the image as in the real model.
-    "vae": dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=1,
-        sample_size=64,
-        block_out_channels=(16, 16, 16, 16),
-        norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        scaling_factor=0.18215,
-    ),
-    "text": dict(
-        vocab_size=2000,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-        projection_dim=32,
-    ),
-    "control_embedding": (16, 16, 32, 32),
-    "vocab": 2000,
-}
-
-
-# --------------------------------------------------------------------------- stand-ins
-
-
-def body_checkpoint_keys(state_dict: dict) -> dict:
-    """The body network's state dict with the key names of the published checkpoint
-    (`conv1_1.weight`, not `model0.conv1_1.weight`), which `util.transfer` maps back."""
-    return {key.split(".", 1)[1]: value for key, value in state_dict.items()}
-
-
-def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
-    """Seeded random SD 1.5 parts, an OpenPose ControlNet and body network in `out_dir`.
-
-    `full` has the real configurations (and so the real compute); `tiny` makes 64×64
-    images for tests.
-    """
-    import torch
-    from controlnet_aux.open_pose.model import bodypose_model
-    from diffusers import AutoencoderKL, ControlNetModel, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    dims = {"full": SD15, "small": SMALL, "tiny": TINY}[size]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from .standins import clip_tokenizer
-
-    tokenizer = clip_tokenizer(dims["vocab"])
-    tokenizer.save_pretrained(out_dir / "tokenizer")
-    torch.manual_seed(seed)
-    text = CLIPTextConfig(**{**dims["text"], "vocab_size": max(dims["text"]["vocab_size"], len(tokenizer))})
-    CLIPTextModel(text).eval().save_pretrained(out_dir / "text_encoder")
-    unet = UNet2DConditionModel(**dims["unet"]).eval()
-    unet.save_pretrained(out_dir / "unet")
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=dims["control_embedding"])
-    # from_unet copies the UNet's encoder and zero-initialises the condition input and the
-    # residual output convolutions, as training starts; a default (random) initialisation
-    # makes the pose matter, as it does in a trained model.
-    with torch.no_grad():
-        zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
-        for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
-            module.reset_parameters()
-    controlnet.eval().save_pretrained(out_dir / "controlnet")
-    del unet, controlnet
-    AutoencoderKL(**dims["vae"]).eval().save_pretrained(out_dir / "vae")
-    PNDMScheduler.from_config(SD15_SCHEDULER).save_pretrained(out_dir / "scheduler")
-    (out_dir / "openpose").mkdir(exist_ok=True)
-    body = bodypose_model().eval()
-    torch.save(body_checkpoint_keys(body.state_dict()), out_dir / "openpose" / BODY_WEIGHTS)
-    (out_dir / "config.json").write_text(json.dumps({"standin": "controlnet-pose", "size": size, "seed": seed}))
-
 
 # --------------------------------------------------------------------------- Hub sources
 
@@ -307,17 +151,6 @@ def _traceable_causal_mask():
         yield
     finally:
         ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask)
-
-
-def load_body_network(weights: Path):
-    """controlnet_aux's body network with weights loaded safely (`weights_only=True`)."""
-    import torch
-    from controlnet_aux.open_pose import util
-    from controlnet_aux.open_pose.model import bodypose_model
-
-    model = bodypose_model()
-    model.load_state_dict(util.transfer(model, torch.load(weights, map_location="cpu", weights_only=True)))
-    return model.eval()
 
 
 def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PART_FILES)) -> dict:

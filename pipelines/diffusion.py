@@ -99,11 +99,6 @@ class StepTimer:
     def step(self) -> None:
         self.marks.append(time.perf_counter())
 
-    def callback(self, pipe, step, timestep, callback_kwargs):
-        """Signature of diffusers' `callback_on_step_end`."""
-        self.step()
-        return callback_kwargs
-
     @property
     def step_ms(self) -> float:
         """Median step time, ms (the first step's time counts from `started`)."""

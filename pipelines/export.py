@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from .folders import MANIFEST, building, damaged_files, read_manifest, write_manifest
-from .registry import ModelSpec, Quantization, Task
+from .registry import ModelSpec, Quantization, Task, ov_model_class
 
 logger = logging.getLogger(__name__)
 # How weight-only INT8 is stored, recorded in the manifest of each text-model export.
@@ -19,26 +19,6 @@ logger = logging.getLogger(__name__)
 # an AVX2 CPU. An export recorded with another format (or none) is stale: made again.
 INT8_WEIGHTS_FORMAT = "int8_sym"
 CALIBRATION_TEXTS = Path(__file__).resolve().parent.parent / "assets" / "calibration_sentences.txt"
-
-
-def ov_model_class(task: Task):
-    from optimum.intel import OVModelForFeatureExtraction, OVModelForSeq2SeqLM, OVModelForSequenceClassification
-
-    return {
-        Task.TRANSLATION: OVModelForSeq2SeqLM,
-        Task.SENTIMENT: OVModelForSequenceClassification,
-        Task.EMBEDDING: OVModelForFeatureExtraction,
-    }[task]
-
-
-def torch_model_class(task: Task):
-    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
-
-    return {
-        Task.TRANSLATION: AutoModelForSeq2SeqLM,
-        Task.SENTIMENT: AutoModelForSequenceClassification,
-        Task.EMBEDDING: AutoModel,
-    }[task]
 
 
 def is_ir_folder(path: Path) -> bool:

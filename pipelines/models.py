@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from enum import Enum
+from typing import Generic, TypeVar
 
-from .export import ov_model_class, torch_model_class
-from .registry import Task
+from .registry import Task, ov_model_class, torch_model_class
 from .resolve import ResolvedModel
 from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Backend(str, Enum):
@@ -29,6 +31,33 @@ class Backend(str, Enum):
             if value == backend or str(value).strip().lower() == backend.value.lower():
                 return backend
         raise ValueError(f"unknown backend {value!r}; choose one of {[b.value for b in cls]}")
+
+
+class LazyBaseline(Generic[T]):
+    """The PyTorch side of a model: loaded on first use (never at startup), once, under a lock, with the
+    app's thread count, so both backends run on the same cores. `key` names what is loaded: asking
+    for another key loads that instead (the SD variants share one checkpoint, so this is rare)."""
+
+    def __init__(self, name: str, threads: int):
+        self.name = name
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._key: object = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    def get(self, load: Callable[[], T], key: object = None) -> T:
+        with self._lock:
+            if self._value is None or self._key != key:
+                import torch
+
+                torch.set_num_threads(self._threads)
+                logger.info("loading the PyTorch baseline of %s", self.name)
+                self._value, self._key = load(), key
+            return self._value
 
 
 def serving_class(task: Task):
@@ -53,9 +82,7 @@ class DualModel:
         self.resolved = resolved
         self.spec = resolved.spec
         self.lock = threading.Lock()
-        self._torch = None
-        self._torch_lock = threading.Lock()
-        self._threads = runtime.settings.threads
+        self.baseline: LazyBaseline = LazyBaseline(self.spec.key, runtime.settings.threads)
         self.ov = runtime.compile(self.spec.key, self._load_ov(runtime), lambda model: model.compile(), wait=wait)
 
         from transformers import AutoTokenizer
@@ -78,29 +105,25 @@ class DualModel:
 
     @property
     def torch_loaded(self) -> bool:
-        return self._torch is not None
+        return self.baseline.loaded
 
     def torch(self):
         """The PyTorch fp32 model, loaded once on first use."""
-        with self._torch_lock:
-            if self._torch is None:
-                import torch
+        return self.baseline.get(self._load_torch)
 
-                torch.set_num_threads(self._threads)
-                logger.info("loading PyTorch baseline of %s from %s", self.spec.key, self.resolved.torch_ref)
-                try:
-                    model = torch_model_class(self.spec.task).from_pretrained(
-                        self.resolved.torch_ref, dtype=torch.float32
-                    )
-                except OSError as exc:
-                    logger.exception("the PyTorch baseline of %s failed to load", self.spec.key)
-                    raise ValueError(
-                        f"The PyTorch baseline of {self.spec.title} could not be loaded from "
-                        f"{self.resolved.baseline_label} ({type(exc).__name__}); use the OpenVINO backend, "
-                        "or check the server's access to that checkpoint."
-                    ) from exc
-                self._torch = model.eval()
-            return self._torch
+    def _load_torch(self):
+        import torch
+
+        try:
+            model = torch_model_class(self.spec.task).from_pretrained(self.resolved.torch_ref, dtype=torch.float32)
+        except OSError as exc:
+            logger.exception("the PyTorch baseline of %s failed to load", self.spec.key)
+            raise ValueError(
+                f"The PyTorch baseline of {self.spec.title} could not be loaded from "
+                f"{self.resolved.baseline_label} ({type(exc).__name__}); use the OpenVINO backend, "
+                "or check the server's access to that checkpoint."
+            ) from exc
+        return model.eval()
 
     def model(self, backend: Backend):
         return self.ov if backend is Backend.OPENVINO else self.torch()

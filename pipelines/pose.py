@@ -94,11 +94,22 @@ def ov_body_network(compiled_model):
     return OVBodyNetwork(compiled_model)
 
 
+def load_body_network(weights: Path):
+    """controlnet_aux's body network with weights loaded safely (`weights_only=True`)."""
+    import torch
+    from controlnet_aux.open_pose import util
+    from controlnet_aux.open_pose.model import bodypose_model
+
+    model = bodypose_model()
+    model.load_state_dict(util.transfer(model, torch.load(weights, map_location="cpu", weights_only=True)))
+    return model.eval()
+
+
 def body_estimator(network):
     """controlnet_aux's `Body` around `network` (PyTorch module or `ov_body_network`).
 
     `Body.__init__` loads a checkpoint with `torch.load` defaults; the network here is
-    already loaded (safely, by `controlnet_export.load_body_network`), so it is attached
+    already loaded (safely, by `load_body_network`), so it is attached
     directly.
     """
     body = _body_class().__new__(_body_class())

@@ -143,3 +143,24 @@ for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, *SD_VARIANTS, CONTROLNET_POSE):
     if _spec.key in REGISTRY:
         raise ValueError(f"duplicate model key {_spec.key!r} in the registry")
     REGISTRY[_spec.key] = _spec
+
+
+# The library classes of each text task (imported on call: the registry itself imports nothing).
+def ov_model_class(task: Task):
+    from optimum.intel import OVModelForFeatureExtraction, OVModelForSeq2SeqLM, OVModelForSequenceClassification
+
+    return {
+        Task.TRANSLATION: OVModelForSeq2SeqLM,
+        Task.SENTIMENT: OVModelForSequenceClassification,
+        Task.EMBEDDING: OVModelForFeatureExtraction,
+    }[task]
+
+
+def torch_model_class(task: Task):
+    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+
+    return {
+        Task.TRANSLATION: AutoModelForSeq2SeqLM,
+        Task.SENTIMENT: AutoModelForSequenceClassification,
+        Task.EMBEDDING: AutoModel,
+    }[task]

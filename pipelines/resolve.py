@@ -109,6 +109,15 @@ def _torch_source(spec: ModelSpec, settings: Settings) -> Path | None:
     return hub_snapshot(spec.torch_repo, settings)
 
 
+def pytorch_source(resolved: ResolvedModel, settings: Settings) -> Path | None:
+    """A folder with the PyTorch baseline of `resolved`: its own, or (a multi-repo task whose baseline is
+    on the Hub) the repos assembled once; None when it cannot be had."""
+    ref = Path(resolved.torch_ref)
+    if ref.is_dir():
+        return ref
+    return _torch_source(resolved.spec, settings)
+
+
 def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     if spec.packaged and (weights := _packaged_path(spec.packaged)) is not None:
         folder = settings.home / "packaged" / f"{spec.key}-{spec.quantization.value}"

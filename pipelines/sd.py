@@ -32,7 +32,7 @@ from .diffusion import (
     prompt_is_truncated,
     torch_generator,
 )
-from .models import Backend
+from .models import Backend, LazyBaseline
 from .registry import ModelSpec
 from .resolve import ResolvedModel, resolve
 from .runtime import Runtime
@@ -137,9 +137,7 @@ class SDRunner:
         self.failures: dict[str, str] = {}
         self.lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self._torch = None
-        self._torch_ref: str | None = None
-        self._torch_lock = threading.Lock()
+        self.baseline: LazyBaseline = LazyBaseline("Stable Diffusion", self.settings.threads)
         self.load(self.default)
 
     @property
@@ -176,32 +174,32 @@ class SDRunner:
 
     @property
     def torch_loaded(self) -> bool:
-        return self._torch is not None
+        return self.baseline.loaded
 
     def torch_pipe(self, variant: SDVariant):
         """The diffusers PyTorch fp32 pipeline the IRs were made from, loaded once on first use."""
-        with self._torch_lock:
-            if self._torch is None or self._torch_ref != variant.resolved.torch_ref:
-                import torch
-                from diffusers import StableDiffusionPipeline
+        return self.baseline.get(lambda: self._load_torch(variant), key=variant.resolved.torch_ref)
 
-                torch.set_num_threads(self.settings.threads)
-                ref = variant.resolved.torch_ref
-                logger.info("loading the PyTorch Stable Diffusion baseline from %s", ref)
-                try:
-                    pipe = StableDiffusionPipeline.from_pretrained(
-                        ref, torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
-                    )
-                except OSError as exc:
-                    logger.exception("the PyTorch baseline failed to load from %s", ref)
-                    raise ValueError(
-                        f"The PyTorch baseline could not be loaded from {variant.resolved.baseline_label} "
-                        f"({type(exc).__name__}); "
-                        "use the OpenVINO backend, or check the server's access to that checkpoint."
-                    ) from exc
-                pipe.set_progress_bar_config(disable=True)
-                self._torch, self._torch_ref = pipe, ref
-            return self._torch
+    @staticmethod
+    def _load_torch(variant: SDVariant):
+        import torch
+        from diffusers import StableDiffusionPipeline
+
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(
+                variant.resolved.torch_ref,
+                torch_dtype=torch.float32,
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
+        except OSError as exc:
+            logger.exception("the PyTorch baseline failed to load from %s", variant.resolved.torch_ref)
+            raise ValueError(
+                f"The PyTorch baseline could not be loaded from {variant.resolved.baseline_label} "
+                f"({type(exc).__name__}); use the OpenVINO backend, or check the server's access to that checkpoint."
+            ) from exc
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def check_inputs(self, request: DiffusionRequest, variant: str, backend: Backend | str) -> DiffusionRequest:
         """`request` checked (with a concrete seed), or ValueError quoting the bad value."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .classification import Classifier
 from .models import DualModel
 from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
-from .resolve import ResolvedModel, resolve
+from .resolve import ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
 from .settings import Settings
 from .translation import Translator
@@ -94,7 +94,8 @@ def start(
         services.sd = SDRunner(sd_variants, services.runtime)
 
     def load_pose() -> None:
-        services.pose = PoseRunner(resolve(pose, settings), services.runtime)
+        resolved = resolve(pose, settings)
+        services.pose = PoseRunner(resolved, services.runtime, lambda: pytorch_source(resolved, settings))
 
     steps = [(spec, lambda spec=spec: load_model(spec)) for spec in specs]
     steps += [(sd_variants[0], load_sd)] if sd_variants else []

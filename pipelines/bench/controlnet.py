@@ -44,9 +44,9 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     import torch
     from PIL import Image
 
-    from ..controlnet_export import BODY_WEIGHTS, PART_FILES, load_body_network
     from ..export import MANIFEST
-    from ..pose import PoseDetector, ov_body_network, presets
+    from ..layout import BODY_WEIGHTS, PART_FILES
+    from ..pose import PoseDetector, load_body_network, ov_body_network, presets
 
     settings = bench_settings(config, threads, standin_size, home)
     found = folders(settings)
