@@ -145,22 +145,22 @@ for _spec in (TRANSLATION, SENTIMENT, ZERO_SHOT, *SD_VARIANTS, CONTROLNET_POSE):
     REGISTRY[_spec.key] = _spec
 
 
-# The library classes of each text task (imported on call: the registry itself imports nothing).
-def ov_model_class(task: Task):
-    from optimum.intel import OVModelForFeatureExtraction, OVModelForSeq2SeqLM, OVModelForSequenceClassification
+# The library classes of each text task: (optimum-intel's OpenVINO class, transformers' class), by name,
+# imported when asked for (the registry itself imports nothing).
+TEXT_CLASSES: dict[Task, tuple[str, str]] = {
+    Task.TRANSLATION: ("OVModelForSeq2SeqLM", "AutoModelForSeq2SeqLM"),
+    Task.SENTIMENT: ("OVModelForSequenceClassification", "AutoModelForSequenceClassification"),
+    Task.EMBEDDING: ("OVModelForFeatureExtraction", "AutoModel"),
+}
 
-    return {
-        Task.TRANSLATION: OVModelForSeq2SeqLM,
-        Task.SENTIMENT: OVModelForSequenceClassification,
-        Task.EMBEDDING: OVModelForFeatureExtraction,
-    }[task]
+
+def ov_model_class(task: Task):
+    import optimum.intel
+
+    return getattr(optimum.intel, TEXT_CLASSES[task][0])
 
 
 def torch_model_class(task: Task):
-    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+    import transformers
 
-    return {
-        Task.TRANSLATION: AutoModelForSeq2SeqLM,
-        Task.SENTIMENT: AutoModelForSequenceClassification,
-        Task.EMBEDDING: AutoModel,
-    }[task]
+    return getattr(transformers, TEXT_CLASSES[task][1])
