@@ -258,6 +258,7 @@ class PoseRunner:
         """Folder of the PyTorch parts; ValueError when it cannot be had."""
         source = self._torch_source()
         if source is None or not (Path(source) / "unet").is_dir():
+            logger.error("%s: no folder with the PyTorch parts (got %s)", self.spec.key, source)
             raise ValueError(
                 f"The PyTorch baseline needs {self.spec.torch_repo} and {self.spec.defaults['base_repo']} "
                 "from the Hub, which cannot be reached. Use the OpenVINO backend."

@@ -55,7 +55,7 @@ class LazyBaseline(Generic[T]):
                 import torch
 
                 torch.set_num_threads(self._threads)
-                logger.info("loading the PyTorch baseline of %s", self.name)
+                logger.info("loading the PyTorch baseline of %s%s", self.name, f" from {key}" if key else "")
                 self._value, self._key = load(), key
             return self._value
 

@@ -113,7 +113,8 @@ def pytorch_source(resolved: ResolvedModel, settings: Settings) -> Path | None:
     """A folder with the PyTorch baseline of `resolved`: its own, or (a multi-repo task whose baseline is
     on the Hub) the repos assembled once; None when it cannot be had."""
     ref = Path(resolved.torch_ref)
-    if ref.is_dir():
+    multi_repo = resolved.spec.task is Task.CONTROLNET_POSE
+    if ref.is_dir() and (not multi_repo or (ref / "unet").is_dir()):
         return ref
     return _torch_source(resolved.spec, settings)
 

@@ -334,9 +334,6 @@ TINY = {
 }
 
 
-# --------------------------------------------------------------------------- stand-ins
-
-
 def body_checkpoint_keys(state_dict: dict) -> dict:
     """The body network's state dict with the key names of the published checkpoint
     (`conv1_1.weight`, not `model0.conv1_1.weight`), which `util.transfer` maps back."""

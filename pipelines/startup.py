@@ -91,7 +91,7 @@ def start(
         services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime, wait=False)
 
     def load_sd() -> None:
-        services.sd = SDRunner(sd_variants, services.runtime)
+        services.sd = SDRunner(sd_variants, services.runtime, resolver=resolve)
 
     def load_pose() -> None:
         resolved = resolve(pose, settings)

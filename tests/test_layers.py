@@ -62,7 +62,8 @@ def project_imports(path: Path) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}  # `from . import standins`
-    is_module = lambda m: (REPO / m.replace(".", "/")).with_suffix(".py").is_file()  # not a package
+    path_of = lambda m: REPO / m.replace(".", "/")
+    is_module = lambda m: path_of(m).with_suffix(".py").is_file() or (path_of(m) / "__init__.py").is_file()
     return {m for m in found if m.split(".")[0] in ("pipelines", "ui", "app") and m != name and is_module(m)}
 
 
