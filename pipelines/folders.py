@@ -24,16 +24,12 @@ MANIFEST = "ovdemo.json"
 PARTIAL_SUFFIX = ".partial"
 
 
-def partial_of(out_dir: Path) -> Path:
-    return out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
-
-
 @contextmanager
 def building(out_dir: Path) -> Iterator[Path]:
     """Write a folder in one step: yields an empty sibling folder that becomes `out_dir` (replacing
     any earlier one) when the block ends without an error. On an error it is removed."""
     out_dir = Path(out_dir)
-    partial = partial_of(out_dir)
+    partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
     if partial.exists():
         logger.warning("%s: an earlier build was interrupted; building it again", out_dir)
         shutil.rmtree(partial)
@@ -73,6 +69,19 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / MANIFEST).write_text(json.dumps({**manifest, "files": file_sizes(folder)}, indent=1))
 
 
+def wrong_sizes(folder: Path, sizes: dict[str, int | None]) -> list[str]:
+    """Files of `sizes` missing below `folder`, or of another size (None: any size will do)."""
+    wrong = []
+    for name, size in sizes.items():
+        try:
+            found = (Path(folder) / name).stat().st_size
+        except OSError:
+            found = None
+        if found is None or (size is not None and found != size):
+            wrong.append(name)
+    return sorted(wrong)
+
+
 def damaged_files(folder: Path) -> list[str]:
     """Files the manifest records that are missing or have another size; [] when it records none
     (a folder from before manifests recorded files). A manifest that cannot be read counts as damaged."""
@@ -81,12 +90,7 @@ def damaged_files(folder: Path) -> list[str]:
     if (folder / MANIFEST).is_file() and not manifest:
         logger.warning("%s has an unreadable %s: building it again", folder, MANIFEST)
         return [MANIFEST]
-    recorded = manifest.get("files") or {}
-    damaged = []
-    for name, size in recorded.items():
-        path = folder / name
-        if not path.is_file() or path.stat().st_size != size:
-            damaged.append(name)
+    damaged = wrong_sizes(folder, manifest.get("files") or {})
     if damaged:
         logger.warning("%s is incomplete (%s): building it again", folder, ", ".join(damaged[:5]))
     return damaged

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .folders import wrong_sizes
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -86,17 +87,10 @@ class DownloadRecord:
         if record.get("state") != "complete" or record.get("commit") != folder.name:
             logger.warning("%s: an earlier download did not finish; not using the cached snapshot", self.repo_id)
             return False
-        wrong = _wrong_sizes(folder, record["files"])
+        wrong = wrong_sizes(folder, record["files"])
         if wrong:
             logger.warning("%s: cached files missing or truncated (%s); not using them", self.repo_id, wrong[:5])
         return not wrong
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
 
 
 def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | None = None) -> Path | None:
@@ -124,7 +118,7 @@ def hub_snapshot(repo_id: str, settings: Settings, allow_patterns: list[str] | N
     except Exception as exc:  # any failure of the download (HTTP, connection, disk) means: the next source
         logger.warning("Could not download %s from the Hub (%s: %s)", repo_id, type(exc).__name__, exc)
         return None
-    wrong = _wrong_sizes(folder, plan) if folder.name == commit else ["the repo changed during the download"]
+    wrong = wrong_sizes(folder, plan) if folder.name == commit else ["the repo changed during the download"]
     if wrong:
         logger.warning("Download of %s is incomplete (%s); not using it", repo_id, wrong[:5])
         return None
@@ -142,22 +136,12 @@ def _plan(repo_id: str, allow_patterns: list[str] | None, endpoint: str) -> tupl
     return {s.rfilename: s.size for s in info.siblings if s.rfilename in wanted}, info.sha
 
 
-def _wrong_sizes(folder: Path, plan: dict[str, int | None]) -> list[str]:
-    """Files of `plan` missing from `folder`, or of another size than the server said."""
-    wrong = []
-    for name, size in plan.items():
-        found = _size(folder / name)
-        if found is None or (size is not None and found != size):
-            wrong.append(name)
-    return sorted(wrong)
-
-
 def _forget_damaged(repo_id: str, commit: str, plan: dict[str, int | None]) -> None:
     """Remove cached files of `commit` whose size is wrong: huggingface_hub never fetches a file it has."""
     from huggingface_hub import constants
 
     folder = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
-    for name in _wrong_sizes(folder, plan):
+    for name in wrong_sizes(folder, plan):
         link = folder / name
         if link.is_symlink() or link.exists():
             logger.warning("%s: the cached %s is damaged; downloading it again", repo_id, name)

@@ -31,7 +31,15 @@ def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
     """(name, size, mtime) of every cache file: a blob written again counts as new."""
     if cache_dir is None or not cache_dir.is_dir():
         return set()
-    return {(p.name, st.st_size, st.st_mtime_ns) for p in cache_dir.rglob("*") if p.is_file() for st in [p.stat()]}
+    found = set()
+    for path in cache_dir.rglob("*"):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                found.add((path.name, stat.st_size, stat.st_mtime_ns))
+        except OSError:  # a blob replaced while this runs
+            pass
+    return found
 
 
 class Runtime:
@@ -77,6 +85,10 @@ class Runtime:
                 # The CPU plugin keeps the KV cache in f16 unless told otherwise.
                 config["KV_CACHE_PRECISION"] = "f32"
         return config
+
+    def cache_bytes(self) -> int | None:
+        """Size of the model cache on disk; None when caching is off."""
+        return None if self.cache_dir is None else sum(size for _, size, _ in _cache_files(self.cache_dir))
 
     def devices(self) -> dict[str, str]:
         """Available devices and their full names, e.g. {"CPU": "Intel(R) Xeon(R) ..."}."""

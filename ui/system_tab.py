@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import gradio as gr
 
@@ -22,17 +20,6 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _cache_state(cache_dir: Path | None) -> str:
-    """On with its size, or off: the folder itself is the server's business."""
-    if cache_dir is None:
-        return "off"
-    size = 0
-    for path in cache_dir.rglob("*"):
-        with contextlib.suppress(OSError):  # a blob being replaced while this runs
-            size += path.stat().st_size if path.is_file() else 0
-    return f"on ({size / 2**20:.0f} MB)"
-
-
 def system_report(services: Services) -> str:
     """Markdown report of the runtime and of every model loaded so far."""
     runtime, settings = services.runtime, services.settings
@@ -41,12 +28,14 @@ def system_report(services: Services) -> str:
     for device, name in runtime.devices().items():
         caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
         lines.append(f"| {device}{' (in use)' if device == settings.device else ''} | {name} | {caps} |")
+    cache = runtime.cache_bytes()  # on/off and the size: the folder itself is the server's business
+    cache_state = "off" if cache is None else f"on ({cache / 2**20:.0f} MB)"
     config = {k: v for k, v in runtime.ov_config().items() if k != "CACHE_DIR"}  # the cache: next line
     lines += [
         "",
         "### OpenVINO settings",
         f"- compile properties: `{config}`",
-        f"- model cache: {_cache_state(runtime.cache_dir)}",
+        f"- model cache: {cache_state}",
         f"- PyTorch threads: {settings.threads}",
         f"- time to ready: {services.ready_s:.1f} s",
         "",
