@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
 
 import gradio as gr
 
 from pipelines.images import MAX_UPLOAD_BYTES, limit_decoders
-from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
 from ui.classification_tab import classification_tab
@@ -26,6 +29,25 @@ from ui.pose_tab import pose_tab
 from ui.sd_tab import sd_tab
 from ui.system_tab import system_tab
 from ui.translation_tab import translation_tab
+
+
+@dataclass(frozen=True)
+class TabEntry:
+    """One task tab: its title, the service it runs (None when its models failed to load),
+    how it is drawn, and the models a failure banner names."""
+
+    title: str
+    service: Callable[[Services], object | None]
+    render: Callable[[object], None]
+    models: tuple[ModelSpec, ...]
+
+
+TABS = (
+    TabEntry("Translation", attrgetter("translator"), translation_tab, (TRANSLATION,)),
+    TabEntry("Classification", attrgetter("classifier"), classification_tab, (SENTIMENT, ZERO_SHOT)),
+    TabEntry("SD-ToMe-INT8", attrgetter("sd"), sd_tab, SD_VARIANTS[:1]),
+    TabEntry("ControlNet pose", attrgetter("pose"), pose_tab, (CONTROLNET_POSE,)),
+)
 
 QUEUE_MAX_SIZE = 64
 DELETE_CACHE = (3600, 3600)
@@ -58,26 +80,12 @@ def build_demo(
         title="OpenVINO vs PyTorch", delete_cache=delete_cache, analytics_enabled=analytics_requested()
     ) as demo:
         gr.Markdown(HEADER)
-        with gr.Tab("Translation"):
-            if services.translator:
-                translation_tab(services.translator)
-            else:
-                gr.Markdown(failure_banner(services.failure_of(TRANSLATION)))
-        with gr.Tab("Classification"):
-            if services.classifier:
-                classification_tab(services.classifier)
-            else:
-                gr.Markdown(failure_banner(services.failure_of(SENTIMENT, ZERO_SHOT)))
-        with gr.Tab("SD-ToMe-INT8"):
-            if services.sd:
-                sd_tab(services.sd)
-            else:
-                gr.Markdown(failure_banner(services.failure_of(SD_VARIANTS[0])))
-        with gr.Tab("ControlNet pose"):
-            if services.pose:
-                pose_tab(services.pose)
-            else:
-                gr.Markdown(failure_banner(services.failure_of(CONTROLNET_POSE)))
+        for tab in TABS:
+            with gr.Tab(tab.title):
+                if (service := tab.service(services)) is not None:
+                    tab.render(service)
+                else:
+                    gr.Markdown(failure_banner(services.failure_of(*tab.models)))
         with gr.Tab("System"):
             system_tab(services)
     # One request at a time per event: two requests sharing the cores would distort

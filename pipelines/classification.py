@@ -15,19 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import check_text, check_unicode
-from .models import Backend, DualModel
+from .models import DualModel
+from .protocol import Backend, Result
 
 SIMILARITY_SCALE = 20.0
 MAX_LABEL_CHARS = 100
 
 
 @dataclass(frozen=True)
-class Classification:
-    scores: dict[str, float]
-    mode: str  # "sentiment" or "zero-shot"
-    truncated: bool
-    latency_ms: float
-    timing: dict
+class ClassificationRequest:
+    """A checked request: no labels means sentiment, two or more mean zero-shot over them."""
+
+    text: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        return "zero-shot" if self.labels else "sentiment"
 
 
 def parse_labels(labels: str | list[str] | None, max_labels: int) -> list[str]:
@@ -63,7 +67,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 class Classifier:
-    """No labels: sentiment. Two or more labels: zero-shot over them."""
+    """The Classification tab's task (see `protocol`). No labels: sentiment. Two or more: zero-shot."""
+
+    action = "Classification"
 
     def __init__(self, sentiment: DualModel, embedder: DualModel):
         self.sentiment = sentiment
@@ -71,28 +77,30 @@ class Classifier:
         self.max_labels = embedder.spec.defaults.get("max_labels", 10)
         self.hypothesis = embedder.spec.defaults.get("hypothesis", "{}")
 
-    def model_for(self, labels: str | list[str] | None) -> DualModel:
-        """The model a request with these labels runs on (raises ValueError on bad labels)."""
-        return self.embedder if parse_labels(labels, self.max_labels) else self.sentiment
-
-    def __call__(
-        self, text: str, labels: str | list[str] | None = None, backend: Backend | str = Backend.OPENVINO
-    ) -> Classification:
+    def check(self, text: str, labels: str | list[str] | None = None) -> ClassificationRequest:
+        """The endpoint's values as a request (labels parsed here, once), or ValueError."""
         text = check_text(text, "classify")
+        return ClassificationRequest(text, tuple(parse_labels(labels, self.max_labels)))
+
+    def model_for(self, request: ClassificationRequest) -> DualModel:
+        return self.embedder if request.labels else self.sentiment
+
+    def first_use(self, request: ClassificationRequest, backend: Backend) -> str | None:
+        return self.model_for(request).first_use(backend)
+
+    def run(self, request: ClassificationRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
+        """Scores by label (they sum to 1); one forward pass per text, no steps to stop between."""
         backend = Backend.parse(backend)
-        parsed = parse_labels(labels, self.max_labels)
-        dual = self.embedder if parsed else self.sentiment
+        dual = self.model_for(request)
         model = dual.model(backend)  # loads PyTorch outside the timed region
         with dual.lock:
             start = time.perf_counter()
-            if parsed:
-                scores, truncated = self._zero_shot(model, text, parsed)
+            if request.labels:
+                scores, truncated = self._zero_shot(model, request.text, request.labels)
             else:
-                scores, truncated = self._sentiment(model, text)
+                scores, truncated = self._sentiment(model, request.text)
             latency_ms = (time.perf_counter() - start) * 1000
-        mode = "zero-shot" if parsed else "sentiment"
-        timing = dual.timing(backend, latency_ms, task=mode, truncated=truncated)
-        return Classification(scores, mode, truncated, latency_ms, timing)
+        return Result(scores, dual.timing(backend, latency_ms, task=request.mode, truncated=truncated))
 
     @staticmethod
     def _encode(dual: DualModel, text: str):
@@ -122,7 +130,7 @@ class Classifier:
         pooled = (hidden * mask).sum(0) / max(mask.sum(), 1.0)
         return pooled / max(np.linalg.norm(pooled), 1e-12), truncated
 
-    def _zero_shot(self, model, text: str, labels: list[str]) -> tuple[dict[str, float], bool]:
+    def _zero_shot(self, model, text: str, labels: tuple[str, ...]) -> tuple[dict[str, float], bool]:
         query, truncated = self._embed(model, text)
         keys = np.stack([self._embed(model, self.hypothesis.format(label))[0] for label in labels])
         probs = _softmax(SIMILARITY_SCALE * keys @ query)

@@ -12,27 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .diffusion import (
-    DiffusionRequest,
-    StepTimer,
-    make_scheduler,
-    prompt_is_truncated,
-    torch_generator,
-)
+from .diffusion import DEFAULT_STEPS, DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
 from .folders import MANIFEST
 from .images import load_image
 from .layout import BODY_WEIGHTS, PART_FILES
-from .models import Backend, LazyBaseline
-from .pose import PoseDetector, fit_condition, load_body_network, ov_body_network
+from .models import BackendPair, LazyBaseline
+from .pose import Letterbox, PoseDetector, fit_condition, load_body_network, ov_body_network
+from .protocol import Backend, CancelToken, Result, StepCallback, Steps
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +125,7 @@ class OVStableDiffusionControlNetPipeline:
 
         `scheduler` (a fresh diffusers scheduler; default: a copy of the pipeline's) is
         stateful, so each call gets its own. `callback_on_step_end(step, timestep)` runs
-        after every step and may raise `GenerationCancelled`.
+        after every step and may raise `protocol.Cancelled`.
         """
         import torch
 
@@ -188,23 +182,25 @@ def _tensor(array: np.ndarray):
     return ov.Tensor(np.ascontiguousarray(array, dtype=array.dtype))
 
 
-@dataclass
-class PoseResult:
-    """What the tab shows: an image and the timing dict of the request."""
+@dataclass(frozen=True, eq=False)
+class DetectionRequest:
+    """A checked detection request: the photo, decoded within the app's caps."""
 
-    image: Image.Image
-    timing: dict
+    photo: Image.Image
 
 
-@dataclass
-class _TorchParts:
-    pipeline: object
-    detector: PoseDetector
-    lock: threading.Lock = field(default_factory=threading.Lock)
+@dataclass(frozen=True, eq=False)
+class PoseRequest:
+    """A checked generation request: the pose image fitted to the model's square, and the image's description."""
+
+    pose: Letterbox
+    diffusion: DiffusionRequest
 
 
 class PoseRunner:
-    """The ControlNet pose tab's models: OpenVINO compiled at startup, PyTorch on first use."""
+    """The ControlNet pose tab's models: pose detection and generation, each a `BackendPair`
+    (OpenVINO compiled at startup, PyTorch on first use), and the tab's two tasks on them,
+    `detection` and `generation` (see `protocol`)."""
 
     def __init__(self, resolved, runtime, torch_source: Callable[[], Path | None] | None = None):
         """`torch_source()` gives the folder of the PyTorch parts (see `layout`) when the baseline is first
@@ -232,7 +228,7 @@ class PoseRunner:
                     {part: core.compile_model(model, runtime.settings.device, config)}
                 ),
             )
-        self.pipeline = OVStableDiffusionControlNetPipeline(
+        pipeline = OVStableDiffusionControlNetPipeline(
             self.tokenizer,
             compiled["text_encoder"],
             compiled["controlnet"],
@@ -242,17 +238,25 @@ class PoseRunner:
             self.resolution,
             float(self.manifest["vae_scaling_factor"]),
         )
-        self.detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
-        self.detector_lock = threading.Lock()
-        """One detection at a time on each backend, as for every other model of the app."""
-        self.baseline: LazyBaseline[_TorchParts] = LazyBaseline(self.spec.key, runtime.settings.threads)
         self._torch_source = torch_source or (lambda: Path(resolved.torch_ref))
-
-    # ----------------------------------------------------------------- PyTorch baseline
-
-    @property
-    def torch_loaded(self) -> bool:
-        return self.baseline.loaded
+        ov_label = "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
+        threads = runtime.settings.threads
+        self.detectors: BackendPair[PoseDetector, PoseDetector] = BackendPair(
+            resolved,
+            PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution),
+            LazyBaseline(f"{self.spec.key} body network", threads),
+            lambda: PoseDetector(load_body_network(self.torch_source() / "openpose" / BODY_WEIGHTS), self.resolution),
+            ov_label=ov_label,
+        )
+        self.pipelines: BackendPair[OVStableDiffusionControlNetPipeline, object] = BackendPair(
+            resolved,
+            pipeline,
+            LazyBaseline(self.spec.key, threads),
+            lambda: load_torch_pipeline(self.torch_source(), self.new_scheduler()),
+            ov_label=ov_label,
+        )
+        self.detection = PoseDetection(self)
+        self.generation = PoseGeneration(self)
 
     def torch_source(self) -> Path:
         """Folder of the PyTorch parts; ValueError when it cannot be had."""
@@ -265,84 +269,101 @@ class PoseRunner:
             )
         return Path(source)
 
-    def torch_parts(self) -> _TorchParts:
-        return self.baseline.get(self._load_torch)
-
-    def _load_torch(self) -> _TorchParts:
-        source = self.torch_source()
-        return _TorchParts(
-            load_torch_pipeline(source, self.new_scheduler()),
-            PoseDetector(load_body_network(source / "openpose" / BODY_WEIGHTS), self.resolution),
-        )
-
-    # ----------------------------------------------------------------- requests
-
     def new_scheduler(self):
         return make_scheduler(self.scheduler_name, self.scheduler_config)
 
-    def label(self, backend: Backend) -> str:
-        if backend is Backend.PYTORCH:
-            return "PyTorch fp32"
-        return "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
+    def timing(self, pair: BackendPair, backend: Backend, task: str, latency_ms: float, **extra) -> dict:
+        return pair.timing(backend, latency_ms, task=task, resolution=self.resolution, **extra)
 
-    def timing(self, backend: Backend, task: str, latency_ms: float, **extra) -> dict:
-        return {
-            "task": task,
-            "backend": backend.value,
-            "precision": self.label(backend),
-            "latency_ms": round(latency_ms, 3),
-            "model": self.spec.title,
-            "model_source": self.resolved.source.value,
-            "standin": self.resolved.is_standin,
-            "resolution": self.resolution,
-            **extra,
-        }
 
-    def detect(self, photo, backend: Backend | str = Backend.OPENVINO) -> PoseResult:
-        """The pose condition image of a photo (path of an upload, PIL image or array)."""
+class PoseDetection:
+    """The pose tab's first task: a photo -> its OpenPose skeleton, drawn at the photo's aspect ratio."""
+
+    action = "Pose detection"
+
+    def __init__(self, runner: PoseRunner):
+        self.runner = runner
+
+    def check(self, photo) -> DetectionRequest:
+        """The photo (an upload's path, a PIL image or an array) decoded within the app's caps, or ValueError."""
+        return DetectionRequest(load_image(photo, "photo"))
+
+    def first_use(self, request: DetectionRequest, backend: Backend) -> str | None:
+        return self.runner.detectors.first_use(backend)
+
+    def run(self, request: DetectionRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
         backend = Backend.parse(backend)
-        image = load_image(photo, "photo")
-        if backend is Backend.OPENVINO:
-            with self.detector_lock:
-                detection = self.detector(image)
-        else:
-            parts = self.torch_parts()
-            with parts.lock:
-                detection = parts.detector(image)
-        timing = self.timing(backend, "detect", detection.latency_ms, people=len(detection.people))
-        return PoseResult(detection.image, timing)
+        pair = self.runner.detectors
+        detector = pair.model(backend)
+        with pair.lock:
+            detection = detector(request.photo)
+        timing = self.runner.timing(pair, backend, "detect", detection.latency_ms, people=len(detection.people))
+        return Result(detection.image, timing)
 
-    def generate(
+
+class PoseGeneration:
+    """The pose tab's second task: a pose image and a description -> an image in that pose,
+    at the pose image's aspect ratio."""
+
+    action = "Generation"
+
+    def __init__(self, runner: PoseRunner):
+        self.runner = runner
+
+    def check(
         self,
         pose_image,
-        request: DiffusionRequest,
+        prompt: str,
+        negative_prompt: str | None = "",
+        steps: object = None,
+        guidance_scale: object = None,
+        seed: object = None,
+    ) -> PoseRequest:
+        """The endpoint's values as a request with a concrete seed, or ValueError quoting the bad value."""
+        defaults = DiffusionRequest(prompt, steps=self.runner.spec.defaults.get("steps", DEFAULT_STEPS))
+        diffusion = DiffusionRequest(
+            prompt,
+            negative_prompt,
+            defaults.steps if steps is None else steps,
+            defaults.guidance_scale if guidance_scale is None else guidance_scale,
+            seed,
+        ).checked()
+        pose = fit_condition(load_image(pose_image, "pose image"), self.runner.resolution)
+        return PoseRequest(pose, diffusion)
+
+    def first_use(self, request: PoseRequest, backend: Backend) -> str | None:
+        return self.runner.pipelines.first_use(backend)
+
+    def run(
+        self,
+        request: PoseRequest,
         backend: Backend | str = Backend.OPENVINO,
-        callback_on_step_end: Callable[[int, int], None] | None = None,
-    ) -> PoseResult:
-        """An image in the pose of `pose_image` (any aspect ratio; the result keeps it)."""
+        on_step: StepCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        """One image for `request`; stops after the current step once `cancel` is set."""
         backend = Backend.parse(backend)
-        request = request.checked()
-        framed = fit_condition(load_image(pose_image, "pose image"), self.resolution)
-        if backend is Backend.OPENVINO:
-            out = self.pipeline(framed.image, request, self.new_scheduler(), callback_on_step_end)
-        else:
-            parts = self.torch_parts()
-            with parts.lock:
-                out = run_torch_pipeline(
-                    parts.pipeline, framed.image, request, self.new_scheduler(), callback_on_step_end
-                )
-        timing = self.timing(
+        runner, pair, asked = self.runner, self.runner.pipelines, request.diffusion
+        pipeline = pair.model(backend)
+        steps = Steps(asked.steps, on_step, cancel)
+        with pair.lock:
+            if backend is Backend.OPENVINO:
+                out = pipeline(request.pose.image, asked, runner.new_scheduler(), steps)
+            else:
+                out = run_torch_pipeline(pipeline, request.pose.image, asked, runner.new_scheduler(), steps)
+        timing = runner.timing(
+            pair,
             backend,
             "generate",
             out.latency_ms,
             step_ms=round(out.step_ms, 3),
             steps=out.steps,
             seed=out.seed,
-            guidance_scale=request.guidance_scale,
-            scheduler=self.scheduler_name,
-            truncated=prompt_is_truncated(self.tokenizer, request.prompt),
+            guidance_scale=asked.guidance_scale,
+            scheduler=runner.scheduler_name,
+            truncated=prompt_is_truncated(runner.tokenizer, asked.prompt),
         )
-        return PoseResult(framed.crop(out.image), timing)
+        return Result(request.pose.crop(out.image), timing)
 
 
 def load_torch_pipeline(source: Path, scheduler):

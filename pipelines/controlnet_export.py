@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .diffusion import CFG_BATCH, vae_scale_factor
 from .diffusion import CLIP_MAX_TOKENS as TOKENS
 from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
 from .layout import BODY_WEIGHTS, PART_FILES, SD_PARTS
@@ -168,7 +169,7 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
 
     hidden = CLIPTextConfig.from_pretrained(source / "text_encoder").hidden_size
     vae_config = AutoencoderKL.load_config(source / "vae")
-    vae_scale = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    vae_scale = vae_scale_factor(vae_config)
     unet_config = UNet2DConditionModel.load_config(source / "unet")
     latent = unet_config["sample_size"]
     size = latent * vae_scale
@@ -188,24 +189,26 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
         save(_convert(VaeDecoder(vae), example, ["latent_sample"], ["sample"]), "vae_decoder")
         del vae
 
-    sample = torch.randn((2, unet_config["in_channels"], latent, latent))
+    sample = torch.randn((CFG_BATCH, unet_config["in_channels"], latent, latent))
     timestep = torch.tensor([999], dtype=torch.int64)
-    text = torch.randn((2, TOKENS, hidden))
+    text = torch.randn((CFG_BATCH, TOKENS, hidden))
     inputs = ["sample", "timestep", "encoder_hidden_states"]
     controlnet = ControlNetModel.from_pretrained(source / "controlnet", torch_dtype=torch.float32).eval()
-    cond = torch.rand((2, 3, size, size))
+    cond = torch.rand((CFG_BATCH, 3, size, size))
     with torch.no_grad():
         residuals = ControlNet(controlnet)(sample, timestep, text, cond)
     names = [f"down_block_res_{i}" for i in range(len(residuals) - 1)] + ["mid_block_res"]
     if "controlnet" in parts:
-        logger.info("converting the ControlNet (condition %d×%d, batch 2)", size, size)
+        logger.info("converting the ControlNet (condition %d×%d, batch %d)", size, size, CFG_BATCH)
         example = (sample, timestep, text, cond)
         save(_convert(ControlNet(controlnet), example, [*inputs, "controlnet_cond"], names), "controlnet")
     del controlnet
     gc.collect()
 
     if "unet" in parts:
-        logger.info("converting the UNet (%d×%d latents, batch 2, %d residual inputs)", latent, latent, len(names))
+        logger.info(
+            "converting the UNet (%d×%d latents, batch %d, %d residual inputs)", latent, latent, CFG_BATCH, len(names)
+        )
         unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32).eval()
         save(_convert(UNet(unet), (sample, timestep, text, *residuals), [*inputs, *names], ["out_sample"]), "unet")
         del unet
@@ -228,7 +231,7 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
         "vae_scaling_factor": vae_config["scaling_factor"],
         "text_hidden_size": hidden,
         "residuals": len(names),
-        "cfg_batch": 2,
+        "cfg_batch": CFG_BATCH,
         "body_input": BODY_INPUT,
     }
 

@@ -32,11 +32,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .diffusion import CFG_BATCH, CLIP_MAX_TOKENS, vae_scale_factor
+from .diffusion import native_size as checkpoint_size
 from .folders import MANIFEST, building, damaged_files, write_manifest
 
 logger = logging.getLogger(__name__)
 
-CFG_BATCH = 2  # classifier-free guidance: unconditional + conditional in one UNet call
 CALIBRATION_PROMPTS = (
     "a cute yellow cartoon creature with big ears and red cheeks",
     "a blue water turtle with a shell, simple background",
@@ -89,8 +90,7 @@ def native_size(source: str | Path) -> tuple[int, int]:
     unet, vae = folder / "unet" / "config.json", folder / "vae" / "config.json"
     if not (unet.is_file() and vae.is_file()):
         return 512, 512
-    blocks = len(json.loads(vae.read_text()).get("block_out_channels", [0] * 4))
-    size = int(json.loads(unet.read_text())["sample_size"]) * 2 ** (blocks - 1)
+    size = checkpoint_size(json.loads(unet.read_text()), json.loads(vae.read_text()))
     return size, size
 
 
@@ -124,7 +124,7 @@ def _tome_unet(source: str | Path, ratio: float, latent_hw: tuple[int, int], tex
     example = (
         torch.randn(CFG_BATCH, unet.config.in_channels, h, w),
         torch.tensor([999], dtype=torch.int64),
-        torch.randn(CFG_BATCH, 77, text_dim),
+        torch.randn(CFG_BATCH, CLIP_MAX_TOKENS, text_dim),
     )
     with torch.no_grad():
         model = ov.convert_model(Forward(unet), example_input=example)
@@ -133,7 +133,7 @@ def _tome_unet(source: str | Path, ratio: float, latent_hw: tuple[int, int], tex
         port.get_tensor().set_names({name})
     model.outputs[0].get_tensor().set_names({"out_sample"})
     model.reshape({"sample": [CFG_BATCH, unet.config.in_channels, h, w], "timestep": [1],
-                   "encoder_hidden_states": [CFG_BATCH, 77, text_dim]})  # fmt: skip
+                   "encoder_hidden_states": [CFG_BATCH, CLIP_MAX_TOKENS, text_dim]})  # fmt: skip
     return model
 
 
@@ -232,7 +232,7 @@ def _convert_sd(source: str | Path, partial: Path, conversion: SDConversion, fp3
     unet_xml = partial / "unet" / "openvino_model.xml"
     calibration = _calibration_inputs(partial, conversion) if conversion.int8 else []
     if conversion.tome_ratio:
-        vae_scale = _vae_scale_factor(partial)
+        vae_scale = vae_scale_factor(json.loads((partial / "vae_decoder" / "config.json").read_text()))
         latent_hw = (conversion.height // vae_scale, conversion.width // vae_scale)
         unet = _tome_unet(source, conversion.tome_ratio, latent_hw, text_dim)
         logger.info("traced the Token Merging UNet (ratio %.2f) at latents %s", conversion.tome_ratio, latent_hw)
@@ -253,11 +253,6 @@ def _convert_sd(source: str | Path, partial: Path, conversion: SDConversion, fp3
     if conversion.tome_ratio:
         manifest["static_shape"] = [conversion.height, conversion.width]
     write_manifest(partial, manifest)
-
-
-def _vae_scale_factor(folder: Path) -> int:
-    config = json.loads((folder / "vae_decoder" / "config.json").read_text())
-    return 2 ** (len(config.get("block_out_channels", [0, 0, 0, 0])) - 1)
 
 
 def _save(model, xml: Path) -> None:

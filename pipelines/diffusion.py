@@ -1,4 +1,4 @@
-"""What the image tabs share: request checks, seeds, schedulers, prompt length, step timing.
+"""What the image tabs share: SD 1.x facts, request checks, seeds, schedulers, prompt length, step timing.
 
 Both image pipelines (Stable Diffusion through optimum-intel, ControlNet through the
 hand-built loop) and both backends take a `DiffusionRequest`, so the same request
@@ -19,11 +19,23 @@ MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 50, 20
 MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 20.0, 7.5
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 1000
+
+# Stable Diffusion 1.x, as both image tabs' models are built.
 CLIP_MAX_TOKENS = 77
+"""CLIP's context: prompts are padded or cut to 77 tokens."""
+CFG_BATCH = 2
+"""Classifier-free guidance runs the unconditional and the conditional half in one UNet call."""
+LATENT_CHANNELS = 4
 
 
-class GenerationCancelled(Exception):
-    """Raised between denoising steps when the person pressed Stop (both image tabs)."""
+def vae_scale_factor(vae_config: dict) -> int:
+    """Image pixels per latent pixel: 2 per VAE down block after the first (8 for SD 1.x)."""
+    return 2 ** (len(vae_config.get("block_out_channels", [0] * 4)) - 1)
+
+
+def native_size(unet_config: dict, vae_config: dict) -> int:
+    """The image side a checkpoint was trained for: UNet sample size times the VAE scale factor."""
+    return int(unet_config["sample_size"]) * vae_scale_factor(vae_config)
 
 
 @dataclass(frozen=True)

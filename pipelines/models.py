@@ -10,27 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from enum import Enum
 from typing import Generic, TypeVar
 
+from .protocol import Backend
 from .registry import Task, ov_model_class, torch_model_class
 from .resolve import ResolvedModel
 from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Backend(str, Enum):
-    OPENVINO = "OpenVINO"
-    PYTORCH = "PyTorch"
-
-    @classmethod
-    def parse(cls, value: str | Backend) -> Backend:
-        for backend in cls:
-            if value == backend or str(value).strip().lower() == backend.value.lower():
-                return backend
-        raise ValueError(f"unknown backend {value!r}; choose one of {[b.value for b in cls]}")
+OV = TypeVar("OV")
 
 
 class LazyBaseline(Generic[T]):
@@ -60,6 +49,68 @@ class LazyBaseline(Generic[T]):
             return self._value
 
 
+class BackendPair(Generic[OV, T]):
+    """One model on both backends, the one abstraction every task runs through.
+
+    - OpenVINO: `ov`, compiled at startup.
+    - PyTorch: loaded by `baseline` on first use (`load_torch`, under `torch_key`).
+    - `lock`: one request at a time on this model, whichever backend (two requests on two
+      cores only slow each other down). Pairs that share one set of cores may share a lock.
+    - `label` and `timing`: how each backend is named, and the timing dict every endpoint returns.
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        ov: OV,
+        baseline: LazyBaseline[T],
+        load_torch: Callable[[], T],
+        *,
+        ov_label: str | None = None,
+        torch_key: object = None,
+        lock: threading.Lock | None = None,
+    ):
+        self.resolved = resolved
+        self.spec = resolved.spec
+        self.ov = ov
+        self.baseline = baseline
+        self._torch_loader = load_torch
+        self._torch_key = torch_key
+        self.ov_label = ov_label or f"OpenVINO {self.spec.precision_label}"
+        self.lock = lock or threading.Lock()
+
+    @property
+    def torch_loaded(self) -> bool:
+        return self.baseline.loaded
+
+    def torch(self) -> T:
+        """The PyTorch fp32 model, loaded once on first use."""
+        return self.baseline.get(self._torch_loader, key=self._torch_key)
+
+    def model(self, backend: Backend) -> OV | T:
+        return self.ov if backend is Backend.OPENVINO else self.torch()
+
+    def first_use(self, backend: Backend) -> str | None:
+        if backend is Backend.PYTORCH and not self.torch_loaded:
+            return f"Loading the PyTorch baseline of {self.spec.title} (first use only); this request takes longer."
+        return None
+
+    def label(self, backend: Backend) -> str:
+        return self.ov_label if backend is Backend.OPENVINO else "PyTorch fp32"
+
+    def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
+        """The timing dict every endpoint returns: these fields, then the task's own."""
+        return {
+            "backend": backend.value,
+            "precision": self.label(backend),
+            "latency_ms": round(latency_ms, 3),
+            "model": self.spec.title,
+            "model_source": self.resolved.source.value,
+            "standin": self.resolved.is_standin,
+            **extra,
+        }
+
+
 def serving_class(task: Task):
     """The class that serves an exported IR folder: optimum's, except for T5's lean decode loop."""
     if task is Task.TRANSLATION:
@@ -69,47 +120,36 @@ def serving_class(task: Task):
     return ov_model_class(task)
 
 
-class DualModel:
-    """A resolved model: the OpenVINO IR compiled now, its PyTorch original on demand.
-
-    `lock` serialises inference: an optimum model owns a single infer request, and two
-    requests on two cores only slow each other down.
-    """
+class DualModel(BackendPair):
+    """A transformers model: the OpenVINO IR (optimum-intel's class) compiled now, the PyTorch
+    original on demand, and the tokenizer both share."""
 
     def __init__(self, resolved: ResolvedModel, runtime: Runtime, wait: bool = True):
         """`wait=False` leaves the OpenVINO compile running on the runtime's compile thread while
         the tokenizer loads and the caller goes on; `runtime.finish()` waits for it."""
-        self.resolved = resolved
-        self.spec = resolved.spec
-        self.lock = threading.Lock()
-        self.baseline: LazyBaseline = LazyBaseline(self.spec.key, runtime.settings.threads)
-        self.ov = runtime.compile(self.spec.key, self._load_ov(runtime), lambda model: model.compile(), wait=wait)
+        spec = resolved.spec
+        ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile(), wait=wait)
+        baseline: LazyBaseline = LazyBaseline(spec.key, runtime.settings.threads)
+        super().__init__(resolved, ov, baseline, self._load_torch)
 
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(resolved.ir_dir)
 
-    def _load_ov(self, runtime: Runtime):
+    @staticmethod
+    def _load_ov(resolved: ResolvedModel, runtime: Runtime):
         def load():
-            model = serving_class(self.spec.task).from_pretrained(
-                self.resolved.ir_dir,
+            model = serving_class(resolved.spec.task).from_pretrained(
+                resolved.ir_dir,
                 device=runtime.settings.device,
                 ov_config=runtime.ov_config(),
                 compile=False,
             )
-            if self.spec.static_shape:
-                model.reshape(*self.spec.static_shape)
+            if resolved.spec.static_shape:
+                model.reshape(*resolved.spec.static_shape)
             return model
 
         return load
-
-    @property
-    def torch_loaded(self) -> bool:
-        return self.baseline.loaded
-
-    def torch(self):
-        """The PyTorch fp32 model, loaded once on first use."""
-        return self.baseline.get(self._load_torch)
 
     def _load_torch(self):
         import torch
@@ -124,21 +164,3 @@ class DualModel:
                 "or check the server's access to that checkpoint."
             ) from exc
         return model.eval()
-
-    def model(self, backend: Backend):
-        return self.ov if backend is Backend.OPENVINO else self.torch()
-
-    def label(self, backend: Backend) -> str:
-        return f"OpenVINO {self.spec.precision_label}" if backend is Backend.OPENVINO else "PyTorch fp32"
-
-    def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
-        """The timing dict every endpoint returns."""
-        return {
-            "backend": backend.value,
-            "precision": self.label(backend),
-            "latency_ms": round(latency_ms, 3),
-            "model": self.spec.title,
-            "model_source": self.resolved.source.value,
-            "standin": self.resolved.is_standin,
-            **extra,
-        }

@@ -20,41 +20,40 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .diffusion import (
+    CFG_BATCH,
     DiffusionRequest,
-    GenerationCancelled,
     StepTimer,
     make_scheduler,
+    native_size,
     prompt_is_truncated,
     torch_generator,
 )
-from .models import Backend, LazyBaseline
+from .models import BackendPair, LazyBaseline
+from .protocol import Backend, CancelToken, Result, StepCallback, Steps
 from .registry import ModelSpec
 from .resolve import ResolvedModel, resolve
 from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-CFG_BATCH = 2
 
+@dataclass(frozen=True)
+class SDRequest:
+    """A checked request: the image's description and the OpenVINO variant to run it on."""
 
-@dataclass
-class SDResult:
-    """A generated image and the timing dict every endpoint returns."""
-
-    image: object  # PIL.Image.Image
-    timing: dict
+    diffusion: DiffusionRequest
+    variant: str
 
 
 def native_image_size(ir_dir: Path) -> tuple[int, int]:
-    """(height, width) a checkpoint was made for: UNet sample size times the VAE scale factor."""
+    """(height, width) a checkpoint was made for."""
     unet = json.loads((Path(ir_dir) / "unet" / "config.json").read_text())
     vae = json.loads((Path(ir_dir) / "vae_decoder" / "config.json").read_text())
-    size = int(unet["sample_size"]) * 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
+    size = native_size(unet, vae)
     return size, size
 
 
@@ -87,15 +86,36 @@ def _serve_batch_one(unet, static_batch: int) -> None:
     unet.forward = padded
 
 
-class SDVariant:
-    """One OpenVINO variant: resolved IR folder, compiled pipeline, static size."""
+def load_torch_pipeline(resolved: ResolvedModel):
+    """diffusers' PyTorch fp32 pipeline of the checkpoint the IRs were made from."""
+    import torch
+    from diffusers import StableDiffusionPipeline
 
-    def __init__(self, resolved: ResolvedModel, runtime: Runtime):
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            resolved.torch_ref,
+            torch_dtype=torch.float32,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+    except OSError as exc:
+        logger.exception("the PyTorch baseline failed to load from %s", resolved.torch_ref)
+        raise ValueError(
+            f"The PyTorch baseline could not be loaded from {resolved.baseline_label} "
+            f"({type(exc).__name__}); use the OpenVINO backend, or check the server's access to that checkpoint."
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class SDVariant(BackendPair):
+    """One OpenVINO variant (compiled pipeline at its static size) and the PyTorch pipeline it was
+    made from. The variants share one baseline (one checkpoint) and one lock (one set of cores)."""
+
+    def __init__(self, resolved: ResolvedModel, runtime: Runtime, baseline: LazyBaseline, lock: threading.Lock):
         from optimum.intel import OVStableDiffusionPipeline
 
-        self.resolved = resolved
-        self.spec = resolved.spec
-        self.height, self.width = image_size(resolved)
+        height, width = image_size(resolved)
 
         def load():
             pipe = OVStableDiffusionPipeline.from_pretrained(
@@ -104,24 +124,38 @@ class SDVariant:
                 ov_config=runtime.ov_config(),
                 compile=False,
             )
-            pipe.reshape(batch_size=1, height=self.height, width=self.width, num_images_per_prompt=1)
+            pipe.reshape(batch_size=1, height=height, width=width, num_images_per_prompt=1)
             return pipe
 
-        self.pipe = runtime.compile(self.spec.key, load, lambda pipe: pipe.compile())
-        _serve_batch_one(self.pipe.unet, CFG_BATCH)
+        pipe = runtime.compile(resolved.spec.key, load, lambda pipe: pipe.compile())
+        _serve_batch_one(pipe.unet, CFG_BATCH)
+        self.variant = resolved.spec.defaults.get("variant", resolved.spec.precision_label)
+        super().__init__(
+            resolved,
+            pipe,
+            baseline,
+            lambda: load_torch_pipeline(resolved),
+            ov_label=f"OpenVINO {self.variant}",
+            torch_key=resolved.torch_ref,
+            lock=lock,
+        )
+        self.height, self.width = height, width
 
     @property
-    def label(self) -> str:
-        return self.spec.defaults.get("variant", self.spec.precision_label)
+    def pipe(self):
+        """optimum-intel's compiled `OVStableDiffusionPipeline`."""
+        return self.ov
 
 
 class SDRunner:
-    """Text-to-image with a choice of OpenVINO variants and the PyTorch baseline.
+    """The SD-ToMe-INT8 tab's task (see `protocol`): text-to-image with a choice of OpenVINO
+    variants and the PyTorch baseline.
 
-    The default variant is compiled when the runner is made (startup); the others on
-    first use (`load`). The PyTorch pipeline loads on first use. `lock` serialises
-    generation: two image requests on two cores only slow each other down.
+    The default variant is compiled when the runner is made (startup); the others on first
+    use (`load`). The PyTorch pipeline loads on first use.
     """
+
+    action = "Image generation"
 
     def __init__(self, specs: tuple[ModelSpec, ...], runtime: Runtime, default: str | None = None, resolver=resolve):
         if not specs:
@@ -151,17 +185,22 @@ class SDRunner:
     def default_variant(self) -> SDVariant:
         return self.variants[self.default]
 
+    def check_variant(self, variant: object) -> str:
+        if not isinstance(variant, str) or variant not in self.specs:
+            raise ValueError(f"Unknown variant {variant!r}; choose one of {self.variant_names}.")
+        return variant
+
     def load(self, variant: str) -> SDVariant:
         """Resolve and compile `variant` once; ValueError (with the reason) when it cannot load."""
-        if variant not in self.specs:
-            raise ValueError(f"Unknown variant {variant!r}; choose one of {self.variant_names}.")
+        variant = self.check_variant(variant)
         with self._load_lock:
             if variant in self.variants:
                 return self.variants[variant]
             spec = self.specs[variant]
             logger.info("loading Stable Diffusion variant %s (%s)", variant, spec.key)
             try:
-                self.variants[variant] = SDVariant(self._resolver(spec, self.settings), self.runtime)
+                resolved = self._resolver(spec, self.settings)
+                self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
             except Exception as exc:
                 logger.exception("variant %s failed to load", variant)
                 self.failures[variant] = f"{type(exc).__name__}: {exc}"  # for the server, not the page
@@ -172,113 +211,92 @@ class SDRunner:
             self.failures.pop(variant, None)
             return self.variants[variant]
 
-    @property
-    def torch_loaded(self) -> bool:
-        return self.baseline.loaded
+    # ----------------------------------------------------------------- the task
 
-    def torch_pipe(self, variant: SDVariant):
-        """The diffusers PyTorch fp32 pipeline the IRs were made from, loaded once on first use."""
-        return self.baseline.get(lambda: self._load_torch(variant), key=variant.resolved.torch_ref)
-
-    @staticmethod
-    def _load_torch(variant: SDVariant):
-        import torch
-        from diffusers import StableDiffusionPipeline
-
-        try:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                variant.resolved.torch_ref,
-                torch_dtype=torch.float32,
-                safety_checker=None,
-                requires_safety_checker=False,
-            )
-        except OSError as exc:
-            logger.exception("the PyTorch baseline failed to load from %s", variant.resolved.torch_ref)
-            raise ValueError(
-                f"The PyTorch baseline could not be loaded from {variant.resolved.baseline_label} "
-                f"({type(exc).__name__}); use the OpenVINO backend, or check the server's access to that checkpoint."
-            ) from exc
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-
-    def check_inputs(self, request: DiffusionRequest, variant: str, backend: Backend | str) -> DiffusionRequest:
-        """`request` checked (with a concrete seed), or ValueError quoting the bad value."""
-        if variant not in self.specs:
-            raise ValueError(f"Unknown variant {variant!r}; choose one of {self.variant_names}.")
-        Backend.parse(backend)
-        return request.checked()
-
-    def __call__(
+    def check(
         self,
-        request: DiffusionRequest,
-        variant: str | None = None,
-        backend: Backend | str = Backend.OPENVINO,
-        on_step: Callable[[int, int], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> SDResult:
-        """Generate one image for `request` with `variant` on `backend`.
+        prompt: str,
+        negative_prompt: str | None = "",
+        steps: object = None,
+        guidance_scale: object = None,
+        seed: object = None,
+        variant: object = None,
+        random_seed: bool = False,
+    ) -> SDRequest:
+        """The endpoint's values as a request with a concrete seed (a random one when `random_seed`
+        or no seed is given), or ValueError quoting the bad value."""
+        defaults = DiffusionRequest(prompt)
+        diffusion = DiffusionRequest(
+            prompt,
+            negative_prompt,
+            defaults.steps if steps is None else steps,
+            defaults.guidance_scale if guidance_scale is None else guidance_scale,
+            None if random_seed else seed,
+        ).checked()
+        return SDRequest(diffusion, self.check_variant(self.default if variant is None else variant))
 
-        `on_step(done, total)` is called after each denoising step; setting `cancel`
-        stops the generation after the current step (GenerationCancelled).
-        """
+    def first_use(self, request: SDRequest, backend: Backend) -> str | None:
+        if not self.is_loaded(request.variant):
+            return f"Compiling the {request.variant} variant (first use only); this request takes longer."
+        return self.variants[request.variant].first_use(backend)
+
+    def run(
+        self,
+        request: SDRequest,
+        backend: Backend | str = Backend.OPENVINO,
+        on_step: StepCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        """One image for `request` on `backend`; stops after the current step once `cancel` is set."""
         import torch
 
-        # 1. Check inputs and make the seed concrete
-        variant = variant or self.default
-        request = self.check_inputs(request, variant, backend)
         backend = Backend.parse(backend)
-        # 2. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
-        ov = self.load(variant)
-        pipe = ov.pipe if backend is Backend.OPENVINO else self.torch_pipe(ov)
-        truncated = prompt_is_truncated(ov.pipe.tokenizer, request.prompt) or (
-            bool(request.negative_prompt) and prompt_is_truncated(ov.pipe.tokenizer, request.negative_prompt)
+        asked = request.diffusion
+        # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
+        variant = self.load(request.variant)
+        pipe = variant.model(backend)
+        tokenizer = variant.pipe.tokenizer
+        truncated = prompt_is_truncated(tokenizer, asked.prompt) or (
+            bool(asked.negative_prompt) and prompt_is_truncated(tokenizer, asked.negative_prompt)
         )
-        with self.lock, torch.inference_mode():
-            # 3. The same scheduler class and config on both backends, fresh per request
-            pipe.scheduler = make_scheduler(type(ov.pipe.scheduler).__name__, ov.pipe.scheduler.config)
-            timer = StepTimer()
+        with variant.lock, torch.inference_mode():
+            # 2. The same scheduler class and config on both backends, fresh per request
+            pipe.scheduler = make_scheduler(type(variant.pipe.scheduler).__name__, variant.pipe.scheduler.config)
+            timer, steps = StepTimer(), Steps(asked.steps, on_step, cancel)
 
             def step_end(p, step, timestep, kwargs):
                 timer.step()
-                if on_step is not None:
-                    on_step(step + 1, request.steps)
-                if cancel is not None and cancel.is_set():
-                    raise GenerationCancelled(f"Stopped after step {step + 1} of {request.steps}.")
+                steps()
                 return kwargs
 
-            # 4. Denoise and decode, timed end to end
+            # 3. Denoise and decode, timed end to end
             start = time.perf_counter()
             timer.started = start
             output = pipe(
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt or None,
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                height=ov.height,
-                width=ov.width,
-                generator=torch_generator(request.seed),
+                prompt=asked.prompt,
+                negative_prompt=asked.negative_prompt or None,
+                num_inference_steps=asked.steps,
+                guidance_scale=asked.guidance_scale,
+                height=variant.height,
+                width=variant.width,
+                generator=torch_generator(asked.seed),
                 callback_on_step_end=step_end,
                 output_type="pil",
             )
             latency_ms = (time.perf_counter() - start) * 1000
-        # 5. The timing dict
-        timing = {
-            "backend": backend.value,
-            "precision": f"OpenVINO {ov.label}" if backend is Backend.OPENVINO else "PyTorch fp32",
-            "variant": ov.label,
-            "latency_ms": round(latency_ms, 1),
-            "step_ms": round(timer.step_ms, 1),
-            "steps": request.steps,
-            "seed": request.seed,
-            "guidance_scale": request.guidance_scale,
-            "guidance": "classifier-free" if request.uses_guidance else "off (guidance scale <= 1)",
-            "size": f"{ov.width}x{ov.height}",
-            "scheduler": type(pipe.scheduler).__name__,
-            "truncated": truncated,
-            "model": ov.spec.title,
-            "model_source": ov.resolved.source.value,
-            "pytorch_from": ov.resolved.baseline_label,
-            "standin": ov.resolved.is_standin,
-            "task": "text-to-image",
-        }
-        return SDResult(output.images[0], timing)
+        timing = variant.timing(
+            backend,
+            latency_ms,
+            variant=variant.variant,
+            step_ms=round(timer.step_ms, 1),
+            steps=asked.steps,
+            seed=asked.seed,
+            guidance_scale=asked.guidance_scale,
+            guidance="classifier-free" if asked.uses_guidance else "off (guidance scale <= 1)",
+            size=f"{variant.width}x{variant.height}",
+            scheduler=type(pipe.scheduler).__name__,
+            truncated=truncated,
+            pytorch_from=variant.resolved.baseline_label,
+            task="text-to-image",
+        )
+        return Result(output.images[0], timing)

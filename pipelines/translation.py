@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .checks import check_text
-from .models import Backend, DualModel
+from .checks import check_text, whole_number
+from .models import DualModel
+from .protocol import Backend, Result
 
 # T5's own task prefixes, from its pre-training mixture.
 LANGUAGES: dict[str, str] = {
@@ -22,48 +23,48 @@ MAX_NEW_TOKENS = 256
 
 
 @dataclass(frozen=True)
-class Translation:
+class TranslationRequest:
+    """A checked request. `min_new_tokens` forces a fixed output length (benchmarks)."""
+
     text: str
-    input_tokens: int
-    new_tokens: int
-    truncated: bool
-    latency_ms: float
-    timing: dict
+    target_language: str
+    max_new_tokens: int
+    min_new_tokens: int = 0
 
 
 class Translator:
-    """Translate with a T5 `DualModel`; latency covers tokenize -> generate -> decode."""
+    """The Translation tab's task (see `protocol`): T5 on a `DualModel`; latency covers
+    tokenize -> generate -> decode."""
+
+    action = "Translation"
 
     def __init__(self, model: DualModel):
         self.model = model
         self.max_input_tokens = model.spec.defaults.get("max_input_tokens", 512)
         self.default_new_tokens = model.spec.defaults.get("max_new_tokens", 64)
 
-    def check_inputs(self, text: str, target_language: str, max_new_tokens: int) -> None:
-        check_text(text, "translate")
-        if target_language not in LANGUAGES:
+    def check(
+        self, text: str, target_language: str, max_new_tokens: object = None, min_new_tokens: object = 0
+    ) -> TranslationRequest:
+        """The endpoint's values as a request, or ValueError with the allowed values."""
+        text = check_text(text, "translate")
+        if not isinstance(target_language, str) or target_language not in LANGUAGES:
             raise ValueError(f"Unknown target language {target_language!r}; choose one of {list(LANGUAGES)}.")
-        if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-            raise ValueError(
-                f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}."
-            )
+        max_new = self.default_new_tokens if max_new_tokens is None else max_new_tokens
+        max_new = whole_number(max_new, "Max new tokens", 1, MAX_NEW_TOKENS)
+        min_new = whole_number(min_new_tokens, "Min new tokens", 0, MAX_NEW_TOKENS)
+        return TranslationRequest(text, target_language, max_new, min(min_new, max_new))
 
-    def __call__(
-        self,
-        text: str,
-        target_language: str,
-        backend: Backend | str = Backend.OPENVINO,
-        max_new_tokens: int | None = None,
-        min_new_tokens: int = 0,
-    ) -> Translation:
-        """Translate `text`. `min_new_tokens` forces a fixed length (benchmarks)."""
+    def first_use(self, request: TranslationRequest, backend: Backend) -> str | None:
+        return self.model.first_use(backend)
+
+    def run(self, request: TranslationRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
+        """Translate; the output is the translated text (one generate call: no steps to stop between)."""
         import torch
 
-        max_new_tokens = self.default_new_tokens if max_new_tokens is None else max_new_tokens
-        self.check_inputs(text, target_language, max_new_tokens)
         backend = Backend.parse(backend)
         tokenizer, model = self.model.tokenizer, self.model.model(backend)
-        prompt = LANGUAGES[target_language] + text.strip()
+        prompt = LANGUAGES[request.target_language] + request.text.strip()
 
         with self.model.lock, torch.inference_mode():
             start = time.perf_counter()
@@ -72,8 +73,8 @@ class Translator:
             output = model.generate(
                 input_ids=inputs.input_ids,
                 attention_mask=inputs.attention_mask,
-                max_new_tokens=max_new_tokens,
-                min_new_tokens=min(min_new_tokens, max_new_tokens),
+                max_new_tokens=request.max_new_tokens,
+                min_new_tokens=request.min_new_tokens,
                 do_sample=False,
                 num_beams=1,
             )
@@ -81,13 +82,12 @@ class Translator:
             latency_ms = (time.perf_counter() - start) * 1000
 
         new_tokens = int(output.shape[-1]) - 1  # minus the decoder start token
-        truncated = full_length > self.max_input_tokens
         timing = self.model.timing(
             backend,
             latency_ms,
             input_tokens=int(inputs.input_ids.shape[-1]),
             new_tokens=new_tokens,
             tokens_per_s=round(new_tokens / (latency_ms / 1000), 1) if new_tokens else 0.0,
-            truncated=truncated,
+            truncated=full_length > self.max_input_tokens,
         )
-        return Translation(translated, timing["input_tokens"], new_tokens, truncated, latency_ms, timing)
+        return Result(translated, timing)

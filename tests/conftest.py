@@ -73,3 +73,35 @@ def client(services):
 
     with launched(services) as demo:
         yield Client(demo.local_url, verbose=False)
+
+
+@pytest.fixture
+def assert_cancel_stops():
+    """`assert_cancel_stops(job, action, steps)`: `job` (a gradio_client job of `steps` steps) is
+    cancelled once it reports progress; the task must stop before its last step and log so."""
+    import logging
+    import time
+
+    def check(job, action: str, steps: int) -> None:
+        records: list[str] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: records.append(record.getMessage())
+        logger = logging.getLogger("ui.scaffold")
+        logger.addHandler(handler)
+        level, logger.level = logger.level, logging.INFO
+        try:
+            deadline = time.monotonic() + 30
+            while not (job.status().progress_data or job.done()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not job.done(), "the request finished before it could be stopped"
+            job.cancel()
+            said = f"{action} stopped after step"
+            while not any(r.startswith(said) for r in records) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        stopped = [r for r in records if r.startswith(said)]
+        assert stopped and not stopped[0].endswith(f"step {steps} of {steps}"), records
+
+    return check

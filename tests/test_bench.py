@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.bench import chart, cli, report
-from pipelines.bench.core import Repeats, compare, measure, summary
+from bench import chart, cli, report
+from bench.core import Repeats, compare, measure, summary
 
 RESULTS = [
     {"workload": "classification", "config": "pytorch-fp32", "unit": "ms", "median": 26.0, "p90": 27.0, "runs": 50,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.classification import Classifier, parse_labels
-from pipelines.models import Backend
+from pipelines.protocol import Backend, ask
 from pipelines.registry import SENTIMENT, ZERO_SHOT
 
 TEXT = "I absolutely loved this film; the cast is wonderful."
@@ -25,7 +25,7 @@ LABELS = "sports, cooking, finance, politics"
 
 
 def _probs(classifier: Classifier, backend: Backend, labels: str = "") -> np.ndarray:
-    return np.array(list(classifier(TEXT, labels, backend).scores.values()))
+    return np.array(list(ask(classifier, backend, TEXT, labels).output.values()))
 
 
 def test_sentiment_fp32_matches_pytorch(fp32_model, services):
@@ -38,7 +38,7 @@ def test_sentiment_int8_close_to_pytorch(services):
     classifier = services.classifier
     ov, pt = _probs(classifier, Backend.OPENVINO), _probs(classifier, Backend.PYTORCH)
     np.testing.assert_allclose(ov, pt, atol=INT8_ATOL)
-    assert set(classifier(TEXT, "", "OpenVINO").scores) == {"POSITIVE", "NEGATIVE"}
+    assert set(ask(classifier, "OpenVINO", TEXT, "").output) == {"POSITIVE", "NEGATIVE"}
 
 
 def test_zero_shot_fp32_matches_pytorch(fp32_model, services):
@@ -52,15 +52,16 @@ def test_zero_shot_fp32_matches_pytorch(fp32_model, services):
 def test_zero_shot_real_minilm_picks_the_obvious_label(services, backend, text, expected):
     """all-MiniLM-L6-v2 ships with real weights, so here the answer must be right (INT8 included)."""
     assert services.models[ZERO_SHOT.key].resolved.source.name == "PACKAGED"
-    result = services.classifier(text, LABELS, backend)
-    assert result.mode == "zero-shot"
-    assert max(result.scores, key=result.scores.get) == expected
-    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    result = ask(services.classifier, backend, text, LABELS)
+    scores = result.output
+    assert result.timing["task"] == "zero-shot"
+    assert max(scores, key=scores.get) == expected
+    assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_long_text_is_truncated_and_says_so(services):
-    result = services.classifier("wonderful " * 300, "", "OpenVINO")
-    assert result.truncated and result.timing["truncated"] is True
+    result = ask(services.classifier, "OpenVINO", "wonderful " * 300, "")
+    assert result.timing["truncated"] is True
 
 
 def test_parse_labels():
@@ -82,9 +83,9 @@ def test_parse_labels():
 )
 def test_bad_labels_raise_value_error(services, labels, message):
     with pytest.raises(ValueError, match=message):
-        services.classifier(TEXT, labels, "OpenVINO")
+        services.classifier.check(TEXT, labels)
 
 
 def test_empty_text_raises_value_error(services):
     with pytest.raises(ValueError, match="text is empty"):
-        services.classifier(" \n ", "", "OpenVINO")
+        services.classifier.check(" \n ", "")

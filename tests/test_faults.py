@@ -10,6 +10,7 @@ import pytest
 from app import build_demo
 from pipelines.classification import Classifier
 from pipelines.models import DualModel
+from pipelines.protocol import ask
 from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.resolve import resolve
 from pipelines.runtime import Runtime
@@ -28,8 +29,8 @@ def test_corrupted_cache_blob_is_recompiled(services, settings, tmp_path):
     runtime = Runtime(dataclasses.replace(settings, cache_dir=cache))
     dual = DualModel(resolved, runtime)
     assert runtime.records[SENTIMENT.key].cache_hit is False  # compiled again, blob rewritten
-    result = Classifier(dual, services.models[ZERO_SHOT.key])("fine", "", "OpenVINO")
-    assert set(result.scores) == {"POSITIVE", "NEGATIVE"}
+    result = ask(Classifier(dual, services.models[ZERO_SHOT.key]), "OpenVINO", "fine", "")
+    assert set(result.output) == {"POSITIVE", "NEGATIVE"}
 
 
 def test_model_folder_missing_a_file_names_it(services, settings, tmp_path):

@@ -28,6 +28,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.images import MAX_UPLOAD_BYTES
+from pipelines.protocol import ask
 
 REPO = Path(__file__).resolve().parent.parent
 POSE = REPO / "assets" / "poses" / "standing.png"
@@ -188,8 +189,8 @@ def test_uploads_over_the_cap_are_refused_before_they_reach_the_disk(app, tmp_pa
 
 def test_a_path_the_client_did_not_upload_never_reaches_the_filesystem(app, services, monkeypatch):
     opened = []
-    detect = services.pose.detect
-    monkeypatch.setattr(services.pose, "detect", lambda photo, *a: opened.append(photo) or detect(photo, *a))
+    check = services.pose.detection.check
+    monkeypatch.setattr(services.pose.detection, "check", lambda photo: opened.append(photo) or check(photo))
     call_raw(app.local_url, "detect_pose", [upload_raw(app.local_url, POSE), "OpenVINO"])
     assert len(opened) == 1  # an upload does reach the handler
     for path in ("/etc/passwd", str(POSE)):
@@ -279,7 +280,7 @@ def test_messages_and_banners_lose_any_path_a_library_put_in_them(app, api, serv
     def fails(*args):
         raise ValueError("weights at /srv/models/openpose/body.bin are unreadable.")
 
-    monkeypatch.setattr(services.pose, "detect", fails)
+    monkeypatch.setattr(services.pose.detection, "run", fails)
     with pytest.raises(AppError) as refused:
         api.predict(handle_file(POSE), "OpenVINO", api_name="/detect_pose")
     assert "unreadable" in str(refused.value) and "/srv" not in str(refused.value)
@@ -381,8 +382,8 @@ def test_python_app_py_honours_gradio_server_port_and_listens_on_loopback(settin
 
 
 def test_pose_detection_runs_one_request_at_a_time_on_each_backend(services, monkeypatch):
-    runner, running, most = services.pose, [0], [0]
-    detector = runner.detector
+    detectors, running, most = services.pose.detectors, [0], [0]
+    detector = detectors.ov
 
     def watched(image):
         running[0] += 1
@@ -393,11 +394,11 @@ def test_pose_detection_runs_one_request_at_a_time_on_each_backend(services, mon
         finally:
             running[0] -= 1
 
-    monkeypatch.setattr(runner, "detector", watched)
+    monkeypatch.setattr(detectors, "ov", watched)
 
     def detect():
         with contextlib.suppress(ValueError):  # the tiny stand-in may find no one; the lock is what is tested
-            runner.detect(str(POSE), "OpenVINO")
+            ask(services.pose.detection, "OpenVINO", str(POSE))
 
     threads = [threading.Thread(target=detect) for _ in range(3)]
     for thread in threads:

@@ -19,6 +19,7 @@ from pipelines.controlnet import PoseRunner, run_torch_pipeline
 from pipelines.controlnet_export import fp32_variant
 from pipelines.diffusion import DiffusionRequest
 from pipelines.pose import PRESET_KEYPOINTS, draw_keypoints, presets, save_presets
+from pipelines.protocol import ask
 from pipelines.runtime import Runtime
 
 # FP32 IR with INFERENCE_PRECISION_HINT=f32 against diffusers fp32: both run the same
@@ -67,9 +68,8 @@ def _figure(size=96) -> Image.Image:
 def test_openvino_pipeline_matches_diffusers(fp32_runner, guidance):
     condition = presets(fp32_runner.resolution)["arms raised"]
     request = _request(guidance=guidance)
-    ov = fp32_runner.pipeline(condition, request, fp32_runner.new_scheduler())
-    torch_parts = fp32_runner.torch_parts()
-    pt = run_torch_pipeline(torch_parts.pipeline, condition, request, fp32_runner.new_scheduler())
+    ov = fp32_runner.pipelines.ov(condition, request, fp32_runner.new_scheduler())
+    pt = run_torch_pipeline(fp32_runner.pipelines.torch(), condition, request, fp32_runner.new_scheduler())
     assert ov.array.shape == pt.array.shape == (fp32_runner.resolution, fp32_runner.resolution, 3)
     assert ov.array.std() > 0.01  # not a blank image
     np.testing.assert_allclose(ov.array, pt.array, atol=PIXEL_ATOL)
@@ -77,10 +77,10 @@ def test_openvino_pipeline_matches_diffusers(fp32_runner, guidance):
 
 def test_pose_and_seed_drive_the_output(runner):
     size = runner.resolution
-    base = runner.pipeline(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
-    again = runner.pipeline(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
-    other_pose = runner.pipeline(presets(size)["sitting"], _request(seed=1), runner.new_scheduler()).array
-    other_seed = runner.pipeline(presets(size)["standing"], _request(seed=2), runner.new_scheduler()).array
+    base = runner.pipelines.ov(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
+    again = runner.pipelines.ov(presets(size)["standing"], _request(seed=1), runner.new_scheduler()).array
+    other_pose = runner.pipelines.ov(presets(size)["sitting"], _request(seed=1), runner.new_scheduler()).array
+    other_seed = runner.pipelines.ov(presets(size)["standing"], _request(seed=2), runner.new_scheduler()).array
     np.testing.assert_array_equal(base, again)  # deterministic: any difference below is the input's
     # Random-weight ControlNet residuals are small next to the UNet's own activations, so the
     # pose moves pixels by ~2e-5 on the tiny stand-in; zero would mean they never reach the UNet.
@@ -90,8 +90,8 @@ def test_pose_and_seed_drive_the_output(runner):
 
 def test_int8_runner_generates_with_timing_and_keeps_aspect_ratio(runner):
     wide = presets(512)["walking"].resize((512, 256))
-    result = runner.generate(wide, DiffusionRequest("a runner", steps=2, seed=5), "OpenVINO")
-    assert result.image.size == (runner.resolution, runner.resolution // 2)
+    result = ask(runner.generation, "OpenVINO", wide, "a runner", "", 2, 7.5, 5)
+    assert result.output.size == (runner.resolution, runner.resolution // 2)
     timing = result.timing
     assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8"
     assert timing["seed"] == 5 and timing["steps"] == 2 and 0 < timing["step_ms"] < timing["latency_ms"]
@@ -100,15 +100,15 @@ def test_int8_runner_generates_with_timing_and_keeps_aspect_ratio(runner):
 
 def test_request_checks(runner):
     for request, message in [
-        (DiffusionRequest("", steps=2), "prompt is empty"),
-        (DiffusionRequest("x", steps=0), "Steps must be"),
-        (DiffusionRequest("x", guidance_scale=99.0), "Guidance scale"),
-        (DiffusionRequest("x", seed=-3), "Seed must be"),
+        (("", "", 2, 7.5, None), "prompt is empty"),
+        (("x", "", 0, 7.5, None), "Steps must be"),
+        (("x", "", 20, 99.0, None), "Guidance scale"),
+        (("x", "", 20, 7.5, -3), "Seed must be"),
     ]:
         with pytest.raises(ValueError, match=message):
-            runner.generate(presets(64)["standing"], request)
+            runner.generation.check(presets(64)["standing"], *request)
     with pytest.raises(ValueError, match="must be 64×64"):
-        runner.pipeline(Image.new("RGB", (32, 32)), _request(), runner.new_scheduler())
+        runner.pipelines.ov(Image.new("RGB", (32, 32)), _request(), runner.new_scheduler())
 
 
 # --------------------------------------------------------------------------- pose detection
@@ -120,8 +120,8 @@ def test_openvino_and_pytorch_pose_detectors_agree(fp32_runner):
     from pipelines.images import letterbox
 
     framed = np.asarray(letterbox(_figure(), fp32_runner.resolution).image)
-    ov_body = fp32_runner.detector.detector.body_estimation
-    pt_body = fp32_runner.torch_parts().detector.detector.body_estimation
+    ov_body = fp32_runner.detectors.ov.detector.body_estimation
+    pt_body = fp32_runner.detectors.torch().detector.body_estimation
     x = torch.rand((1, 3, 184, 184), generator=torch.Generator().manual_seed(0)) - 0.5
     with torch.no_grad():
         for ov_out, pt_out in zip(ov_body.model(x), pt_body.model(x), strict=True):
@@ -136,7 +136,7 @@ def test_openvino_and_pytorch_pose_detectors_agree(fp32_runner):
 
 def test_no_person_found_is_a_clear_message(runner):
     with pytest.raises(ValueError, match="No person was found"):
-        runner.detect(Image.new("RGB", (120, 80), (128, 128, 128)))
+        ask(runner.detection, "OpenVINO", Image.new("RGB", (120, 80), (128, 128, 128)))
 
 
 def test_presets_render():
@@ -241,22 +241,10 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, tmp_pa
     assert timing["steps"] == 1 and Image.open(path).size == (64, 64)
 
 
-def test_stop_cancels_a_running_generation(client, caplog):
-    import logging
-    import time
-
-    caplog.set_level(logging.INFO, logger="ui.pose_tab")
+def test_stop_cancels_a_running_generation(client, assert_cancel_stops):
     preset = handle_file(str(save_presets()["standing"]))
     job = client.submit(preset, "a long one", "", 50, 7.5, 1, "PyTorch", api_name="/pose")
-    deadline = time.monotonic() + 30
-    while not (job.status().progress_data or job.done()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not job.done(), "the generation finished before it could be stopped"
-    job.cancel()
-    while "generation stopped after" not in caplog.text and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stopped = [r.getMessage() for r in caplog.records if "generation stopped after" in r.getMessage()]
-    assert stopped and not stopped[0].startswith("generation stopped after 50 ")
+    assert_cancel_stops(job, "Generation", 50)
 
 
 def test_hub_sources_are_assembled_from_three_repos(tmp_path):

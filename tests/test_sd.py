@@ -13,8 +13,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines import convert
-from pipelines.diffusion import DiffusionRequest, GenerationCancelled
 from pipelines.folders import read_manifest
+from pipelines.protocol import Cancelled
 
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"
@@ -40,8 +40,9 @@ def fp32(sd):
     return sd.load("FP32")
 
 
-def run(sd, variant="FP32", backend="OpenVINO", **request):
-    return sd(DiffusionRequest(**{"prompt": PROMPT, "steps": STEPS, "seed": 7, **request}), variant, backend)
+def run(sd, variant="FP32", backend="OpenVINO", prompt=PROMPT, seed=7, guidance_scale=7.5):
+    """The result (image and timing) of a checked request."""
+    return sd.run(sd.check(prompt, "", STEPS, guidance_scale, seed, variant), backend)
 
 
 def test_default_variant_compiled_at_startup_at_the_tiny_static_size(sd, services):
@@ -63,31 +64,31 @@ def test_compiled_unet_inputs_are_static(sd, fp32):
 
 def test_openvino_fp32_matches_pytorch_with_the_same_seed(sd, fp32):
     ov, pt = run(sd, backend="OpenVINO"), run(sd, backend="PyTorch")
-    diff = np.abs(pixels(ov.image) - pixels(pt.image))
-    assert ov.image.size == pt.image.size == (64, 64)
+    diff = np.abs(pixels(ov.output) - pixels(pt.output))
+    assert ov.output.size == pt.output.size == (64, 64)
     assert diff.mean() <= MAX_MEAN_ABS_DIFF and diff.max() <= MAX_ABS_DIFF, (diff.mean(), diff.max())
     assert ov.timing["seed"] == pt.timing["seed"] == 7
     assert ov.timing["scheduler"] == pt.timing["scheduler"]
     other_seed = run(sd, seed=8)
-    assert np.abs(pixels(other_seed.image) - pixels(ov.image)).mean() > 10 * MAX_MEAN_ABS_DIFF
+    assert np.abs(pixels(other_seed.output) - pixels(ov.output)).mean() > 10 * MAX_MEAN_ABS_DIFF
 
 
 @pytest.mark.parametrize("guidance", [1.0, 0.0])
 def test_guidance_at_most_one_is_served_by_the_static_unet(sd, fp32, guidance):
     ov = run(sd, backend="OpenVINO", guidance_scale=guidance)
     pt = run(sd, backend="PyTorch", guidance_scale=guidance)  # diffusers: UNet batch 1, no CFG
-    diff = np.abs(pixels(ov.image) - pixels(pt.image))
+    diff = np.abs(pixels(ov.output) - pixels(pt.output))
     assert diff.mean() <= MAX_MEAN_ABS_DIFF and diff.max() <= MAX_ABS_DIFF
     assert ov.timing["guidance"].startswith("off")
     guided = run(sd, backend="OpenVINO", guidance_scale=7.5)
-    assert np.abs(pixels(guided.image) - pixels(ov.image)).mean() > MAX_MEAN_ABS_DIFF
+    assert np.abs(pixels(guided.output) - pixels(ov.output)).mean() > MAX_MEAN_ABS_DIFF
 
 
 def test_tome_int8_stays_close_to_fp32(sd, fp32):
     """INT8 (+ToMe) vs FP32 on the same seed: much closer than two FP32 images of different seeds."""
-    reference = pixels(run(sd, "FP32").image)
-    quantized = pixels(run(sd, "ToMe+INT8").image)
-    other_seed = pixels(run(sd, "FP32", seed=8).image)
+    reference = pixels(run(sd, "FP32").output)
+    quantized = pixels(run(sd, "ToMe+INT8").output)
+    other_seed = pixels(run(sd, "FP32", seed=8).output)
     quantization_error = np.abs(quantized - reference).mean()
     assert quantization_error < 0.5 * np.abs(other_seed - reference).mean()
 
@@ -105,10 +106,10 @@ def test_stop_cancels_after_the_current_step_and_the_runner_keeps_serving(sd):
         steps_seen.append(done)
         cancel.set()
 
-    with pytest.raises(GenerationCancelled, match="after step 1 of 5"):
-        sd(DiffusionRequest(PROMPT, steps=5, seed=1), "ToMe+INT8", "OpenVINO", on_step=on_step, cancel=cancel)
+    with pytest.raises(Cancelled, match="after step 1 of 5"):
+        sd.run(sd.check(PROMPT, "", 5, 7.5, 1, "ToMe+INT8"), "OpenVINO", on_step=on_step, cancel=cancel)
     assert steps_seen == [1]
-    assert run(sd, "ToMe+INT8").image.size == (64, 64)
+    assert run(sd, "ToMe+INT8").output.size == (64, 64)
 
 
 def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp_path):
@@ -124,7 +125,7 @@ def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp
     pipe = OVStableDiffusionPipeline.from_pretrained(out, compile=False)
     pipe.reshape(batch_size=1, height=64, width=64, num_images_per_prompt=1)
     pipe.compile()
-    image = pipe(PROMPT, num_inference_steps=1, output_type="np").images[0]
+    image = pipe(PROMPT, num_inference_steps=1, output_type="np").outputs[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     int8_unet = sd.default_variant.resolved.ir_dir / "unet"
     assert convert.folder_bytes(int8_unet) < 0.5 * convert.folder_bytes(out / "unet")
@@ -147,7 +148,7 @@ def test_a_variant_that_fails_to_load_reports_and_the_runner_keeps_serving(sd, m
     with pytest.raises(ValueError, match="INT8 variant could not be loaded"):
         sd.load("INT8")
     assert "disk full" in sd.failures["INT8"]
-    assert run(sd, "ToMe+INT8").image.size == (64, 64)
+    assert run(sd, "ToMe+INT8").output.size == (64, 64)
 
 
 # -- through the app's API ------------------------------------------------------------------
@@ -178,6 +179,14 @@ def test_generate_api_both_backends_and_random_seed(client, backend):
     _, timing, seed = client.predict(PROMPT, "blurry", STEPS, 5.0, 0, backend, "FP32", True, api_name="/generate")
     assert timing["backend"] == backend and timing["variant"] == "FP32"
     assert seed == timing["seed"] and 0 <= seed < 2**32
+
+
+def test_the_api_cancel_stops_a_running_generation_and_the_app_keeps_serving(client, assert_cancel_stops):
+    """The same mechanism as the Stop button, which cancels the same event."""
+    job = client.submit(PROMPT, "", 50, 7.5, 1, "PyTorch", "FP32", api_name="/generate")
+    assert_cancel_stops(job, "Image generation", 50)
+    _, timing, _ = client.predict(PROMPT, "", 1, 7.5, 3, "OpenVINO", api_name="/generate")
+    assert timing["steps"] == 1
 
 
 @pytest.mark.parametrize(

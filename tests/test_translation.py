@@ -12,7 +12,7 @@ import torch
 
 from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.export import INT8_WEIGHTS_FORMAT, MANIFEST, is_complete_ir_folder
-from pipelines.models import Backend
+from pipelines.protocol import Backend, ask
 from pipelines.registry import TRANSLATION
 from pipelines.resolve import resolve
 from pipelines.translation import Translator
@@ -41,10 +41,10 @@ def test_fp32_logits_match_pytorch(fp32_model):
 
 def test_fp32_generates_the_same_tokens(fp32_model):
     translator = Translator(fp32_model(TRANSLATION.key))
-    ov = translator(TEXT, "German", Backend.OPENVINO, max_new_tokens=12, min_new_tokens=12)
-    pt = translator(TEXT, "German", Backend.PYTORCH, max_new_tokens=12, min_new_tokens=12)
-    assert ov.new_tokens == pt.new_tokens == 12
-    assert ov.text == pt.text
+    request = translator.check(TEXT, "German", 12, 12)
+    ov, pt = translator.run(request, Backend.OPENVINO), translator.run(request, Backend.PYTORCH)
+    assert ov.timing["new_tokens"] == pt.timing["new_tokens"] == 12
+    assert ov.output == pt.output
 
 
 def test_int8_stays_close_to_pytorch(services):
@@ -78,20 +78,20 @@ def test_lean_loop_refuses_what_it_does_not_do(services):
 
 
 def test_result_reports_timing_and_source(services):
-    result = services.translator(TEXT, "French", "OpenVINO", max_new_tokens=5, min_new_tokens=5)
+    result = ask(services.translator, "OpenVINO", TEXT, "French", 5, 5)
     timing = result.timing
     assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8"
     assert timing["latency_ms"] > 0 and timing["new_tokens"] == 5
     assert timing["model_source"] == "stand-in (random weights)" and timing["standin"] is True
-    assert not result.truncated
+    assert timing["truncated"] is False
 
 
 def test_long_input_is_truncated_and_says_so(services):
     translator = services.translator
     long_text = " ".join(["river"] * 2000)[: MAX_TEXT_CHARS - 1]
-    result = translator(long_text, "German", "OpenVINO", max_new_tokens=2)
-    assert result.truncated and result.timing["truncated"] is True
-    assert result.input_tokens == translator.max_input_tokens
+    result = ask(translator, "OpenVINO", long_text, "German", 2)
+    assert result.timing["truncated"] is True
+    assert result.timing["input_tokens"] == translator.max_input_tokens
 
 
 @pytest.mark.parametrize(
@@ -101,14 +101,14 @@ def test_long_input_is_truncated_and_says_so(services):
         (None, "German", "OpenVINO", 8, "text is empty"),
         ("x" * (MAX_TEXT_CHARS + 1), "German", "OpenVINO", 8, "shorten it"),
         ("Hello", "Klingon", "OpenVINO", 8, "Unknown target language"),
-        ("Hello", "German", "TensorFlow", 8, "unknown backend"),
-        ("Hello", "German", "OpenVINO", 0, "max_new_tokens"),
-        ("Hello", "German", "OpenVINO", 10_000, "max_new_tokens"),
+        ("Hello", "German", "TensorFlow", 8, "Unknown backend"),
+        ("Hello", "German", "OpenVINO", 0, "Max new tokens must be a whole number from 1 to 256, got 0"),
+        ("Hello", "German", "OpenVINO", 10_000, "Max new tokens must be a whole number from 1 to 256"),
     ],
 )
 def test_bad_input_raises_value_error(services, text, language, backend, max_new, message):
     with pytest.raises(ValueError, match=message):
-        services.translator(text, language, backend, max_new_tokens=max_new)
+        ask(services.translator, backend, text, language, max_new)
 
 
 def _weight_constant_types(folder) -> set[str]:

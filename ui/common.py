@@ -4,17 +4,16 @@ stand-in banner, the latency line."""
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 
 import gradio as gr
 
-from pipelines.models import Backend, DualModel
+from pipelines.protocol import Backend
 from pipelines.resolve import ResolvedModel
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = [b.value for b in Backend]
 
 # An absolute path of two or more parts ("/tmp/gradio/…/x.png", "~/.cache/x", "file:///srv/x"), not a
 # ratio like "km/h". A last guard only: the app's own messages name no path in the first place.
@@ -33,22 +32,35 @@ def handle_errors(action: str):
     its traceback on the server and reported as a failure to retry.
     """
 
+    def report(exc: Exception) -> gr.Error:
+        if isinstance(exc, gr.Error):
+            return exc
+        if isinstance(exc, ValueError):
+            return gr.Error(without_paths(str(exc)), print_exception=False)
+        logger.error("%s failed", action, exc_info=exc)
+        return gr.Error(
+            f"{action} failed ({type(exc).__name__}). Try again; if it keeps failing, the server log has the details.",
+            print_exception=False,
+        )
+
     def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def run_steps(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as exc:
+                    raise report(exc) from None
+
+            return run_steps
+
         @functools.wraps(fn)
         def run(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except ValueError as exc:
-                raise gr.Error(without_paths(str(exc)), print_exception=False) from None
             except Exception as exc:
-                logger.exception("%s failed", action)
-                raise gr.Error(
-                    f"{action} failed ({type(exc).__name__}). Try again; if it keeps failing, "
-                    "the server log has the details.",
-                    print_exception=False,
-                ) from None
+                raise report(exc) from None
 
         return run
 
@@ -101,12 +113,6 @@ def generated_file(component: gr.Image, image) -> str:
     path = save_pil_to_cache(image, component.GRADIO_CACHE, format="png")
     component.temp_files.add(path)
     return path
-
-
-def announce_torch_load(dual: DualModel, backend: str) -> None:
-    """A visible note when this request is the one that loads the PyTorch baseline."""
-    if Backend.parse(backend) is Backend.PYTORCH and not dual.torch_loaded:
-        gr.Info(f"Loading the PyTorch baseline of {dual.spec.title} (first use only); this request takes longer.")
 
 
 def standin_banner(*models: ResolvedModel, note: str = "") -> str:

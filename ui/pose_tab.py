@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import queue
 import secrets
-import threading
 
 import gradio as gr
 
-from pipelines.controlnet import PoseResult, PoseRunner
-from pipelines.diffusion import (
-    DEFAULT_GUIDANCE,
-    MAX_GUIDANCE,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_STEPS,
-    MIN_GUIDANCE,
-    MIN_STEPS,
-    DiffusionRequest,
-    GenerationCancelled,
-)
-from pipelines.models import Backend
+from pipelines.controlnet import PoseRunner
+from pipelines.diffusion import MAX_PROMPT_CHARS, MAX_SEED
 from pipelines.pose import save_presets
+from pipelines.protocol import Backend
 
-from .common import (
-    BACKENDS,
-    generated_file,
-    handle_errors,
-    image_input,
-    latency_line,
-    number_input,
-    standin_banner,
-)
+from .common import generated_file, handle_errors, image_input, latency_line
+from .scaffold import answer, answer_in_steps, banner, connect, controls, diffusion_inputs, readout
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_SEED = 42
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
 EXAMPLE_PROMPTS = [
@@ -66,22 +43,14 @@ def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
 def pose_tab(runner: PoseRunner) -> None:
     """Render the tab's components and events inside the current `gr.Tab`."""
     presets = save_presets()  # small PNGs in assets/poses, drawn by controlnet_aux
+    detection, generation = runner.detection, runner.generation
 
-    @handle_errors("Pose detection")
+    @handle_errors(detection.action)
     def detect_pose(image, backend: str = Backend.OPENVINO.value):
-        result = runner.detect(image, backend)
-        return result.image, result.timing
+        """`/detect_pose`: (photo, backend) -> (pose image, timing)."""
+        return answer(detection, backend, (image,))
 
-    @handle_errors("Generation")
-    def check_request(prompt, negative_prompt, steps, guidance_scale, seed) -> DiffusionRequest:
-        return DiffusionRequest(prompt, negative_prompt, steps, guidance_scale, seed).checked()
-
-    @handle_errors("Generation")
-    def finish(outcome: dict) -> PoseResult:
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
-
+    @handle_errors(generation.action)
     def generate(
         pose_image,
         prompt,
@@ -92,46 +61,17 @@ def pose_tab(runner: PoseRunner) -> None:
         backend,
         progress=gr.Progress(),  # noqa: B008
     ):
-        """Runs the request in a worker thread and yields after each step, so Stop (which
-        closes this generator) takes effect at the next step boundary."""
-        request = check_request(prompt, negative_prompt, steps, guidance_scale, seed)
-        if Backend.parse(backend) is Backend.PYTORCH and not runner.torch_loaded:
-            gr.Info("Loading the PyTorch baseline (first use only); this request takes longer.")
-        cancel, steps_done, outcome, done = threading.Event(), queue.Queue(), {}, [0]
+        """`/pose` -> (image, timing); Stop or the API's cancel ends it after the current step."""
+        inputs = (pose_image, prompt, negative_prompt, steps, guidance_scale, seed)
+        yield from answer_in_steps(
+            generation, backend, inputs, progress, lambda r: (generated_file(output, r.output), r.timing)
+        )
 
-        def on_step(step: int, timestep: int) -> None:
-            done[0] = step + 1
-            if cancel.is_set():
-                raise GenerationCancelled
-            steps_done.put(step + 1)
-
-        def work() -> None:
-            try:
-                outcome["result"] = runner.generate(pose_image, request, backend, on_step)
-            except GenerationCancelled:
-                logger.info("generation stopped after %d of %d steps", done[0], request.steps)
-                outcome["error"] = ValueError("Generation stopped.")
-            except Exception as exc:
-                outcome["error"] = exc
-            finally:
-                steps_done.put(None)
-
-        threading.Thread(target=work, name="pose-generation", daemon=True).start()
-        try:
-            while (step := steps_done.get()) is not None:
-                progress((step, request.steps), desc="Denoising")
-                yield gr.skip(), gr.skip()
-        finally:
-            cancel.set()
-        result = finish(outcome)
-        yield generated_file(output, result.image), result.timing
-
-    if banner := standin_banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose."):
-        gr.Markdown(banner, elem_classes="standin-banner")
+    banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose.")
     gr.Markdown(
         f"Upload a photo of a person and press **Detect pose**, or pick a preset; then describe the image. "
         f"Output: {runner.resolution}×{runner.resolution} (your photo's aspect ratio is kept by padding). "
-        f"OpenVINO: {runner.label(Backend.OPENVINO)} UNet and ControlNet, {runner.scheduler_name}."
+        f"OpenVINO: {runner.pipelines.label(Backend.OPENVINO)} UNet and ControlNet, {runner.scheduler_name}."
     )
     with gr.Row():
         with gr.Column():
@@ -142,44 +82,35 @@ def pose_tab(runner: PoseRunner) -> None:
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, value=EXAMPLE_PROMPTS[0])
             negative = gr.Textbox(label="Negative prompt", max_length=MAX_PROMPT_CHARS, value=NEGATIVE)
-            with gr.Row():
-                default_steps = runner.spec.defaults.get("steps", 20)
-                steps = number_input(gr.Slider(MIN_STEPS, MAX_STEPS, value=default_steps, step=1, label="Steps"))
-                guidance = number_input(
-                    gr.Slider(MIN_GUIDANCE, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance")
-                )
-                seed = number_input(
-                    gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-                )
-                new_seed = gr.Button("🎲 New seed", size="sm")
-            backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
-            with gr.Row():
-                generate_button = gr.Button("Generate", variant="primary")
-                stop_button = gr.Button("Stop", variant="stop")
-            latency = gr.Markdown(elem_id="pose-latency")
+            knobs = diffusion_inputs(steps=runner.spec.defaults.get("steps", 20))
+            new_seed = gr.Button("🎲 New seed", size="sm")
+            run = controls("Generate", stoppable=True)
         with gr.Column():
             output = gr.Image(label="Generated image", type="pil", format="png", interactive=False)
-            timing = gr.JSON(label="Timing")
+            shown = readout("pose-latency")
     gr.Examples([[p] for p in EXAMPLE_PROMPTS], [prompt], label="Prompts")
-    history = gr.State({})
 
-    detected = detect_button.click(
+    connect(
+        detect_button,
         detect_pose,
-        [photo, backend],
-        [pose, timing],
+        [photo, run.backend],
+        [pose, shown.timing],
+        shown,
         api_name="detect_pose",
+        line=_stage_line,
         concurrency_id=DETECTION_GROUP,
         concurrency_limit=1,
     )
-    detected.success(_stage_line, [timing, history], [latency, history], api_visibility="private")
-    generated = generate_button.click(
+    connect(
+        run.button,
         generate,
-        [pose, prompt, negative, steps, guidance, seed, backend],
-        [output, timing],
+        [pose, prompt, negative, knobs.steps, knobs.guidance, knobs.seed, run.backend],
+        [output, shown.timing],
+        shown,
         api_name="pose",
+        line=_stage_line,
+        stop=run.stop,
         concurrency_id=GENERATION_GROUP,
         concurrency_limit=1,
     )
-    generated.success(_stage_line, [timing, history], [latency, history], api_visibility="private")
-    stop_button.click(None, cancels=[generated], api_visibility="private")
-    new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, seed, api_visibility="private")
+    new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, knobs.seed, api_visibility="private")

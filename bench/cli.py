@@ -1,4 +1,4 @@
-"""`python -m pipelines.bench`: every workload on every configuration, each in a fresh process."""
+"""`python -m bench`: every workload on every configuration, each in a fresh process."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ PLANS: dict[str, Plan] = {
 def spawn(args: argparse.Namespace, worker: list[str]) -> list[dict] | dict:
     """Run `worker` in a fresh interpreter with the benchmark's threads; its JSON, or {"error": ...}."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "BENCH_SPAWNED_AT": repr(time.time())}
-    command = [sys.executable, "-m", "pipelines.bench", "--worker", *worker, *common_flags(args)]
+    command = [sys.executable, "-m", "bench", "--worker", *worker, *common_flags(args)]
     try:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=args.timeout_s)
     except subprocess.TimeoutExpired:
@@ -122,7 +122,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     from . import __doc__ as doc
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.bench", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workloads", nargs="+", choices=list(PLANS), default=list(PLANS))
     parser.add_argument(
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from . import chart, report
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    log = logging.getLogger("pipelines.bench")
+    log = logging.getLogger("bench")
     results: list[dict] = []
     started = time.time()
     for workload in args.workloads:

@@ -16,10 +16,10 @@ TRANSLATION_TOKENS = 20
 def dual_model(spec, config: Config, settings):
     """`spec` resolved exactly as the app resolves it (Hub IR, packaged weights, stand-in);
     FP32 configurations get the same weights exported without quantization, once, beside it."""
-    from ..export import export, is_complete_ir_folder
-    from ..models import DualModel
-    from ..registry import Quantization
-    from ..resolve import resolve
+    from pipelines.export import export, is_complete_ir_folder
+    from pipelines.models import DualModel
+    from pipelines.registry import Quantization
+    from pipelines.resolve import resolve
 
     resolved = resolve(spec, settings)
     if config.backend == "OpenVINO" and config.build == "fp32" and spec.quantization is not Quantization.NONE:
@@ -37,17 +37,18 @@ def _weights(dual, config: Config) -> float | None:
 
 def classification(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
     """Sentiment of a text longer than the static 1×128 shape, through the app's Classifier."""
-    from ..classification import Classifier
-    from ..registry import SENTIMENT
+    from pipelines.classification import Classifier
+    from pipelines.registry import SENTIMENT
 
     settings = bench_settings(config, threads, standin_size, home)
     dual = dual_model(SENTIMENT, config, settings)
     classifier = Classifier(dual, dual)
     text = " ".join([SENTENCE] * 8)  # over 128 tokens: the static shape is full
-    run = lambda: classifier(text, "", config.backend)
+    request = classifier.check(text, "")
+    run = lambda: classifier.run(request, config.backend)
     with autocast(config):
         samples = measure(run, repeats)
-        scores = run().scores
+        scores = run().output
     return [
         row(
             "classification",
@@ -67,17 +68,18 @@ def classification(config: Config, threads: int, repeats: Repeats, out: Path, st
 def translation(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
     """English -> German, exactly 20 new tokens greedy, through the app's Translator
     (tokenize -> generate -> decode)."""
-    from ..registry import TRANSLATION
-    from ..translation import Translator
+    from pipelines.registry import TRANSLATION
+    from pipelines.translation import Translator
 
     settings = bench_settings(config, threads, standin_size, home)
     dual = dual_model(TRANSLATION, config, settings)
     translator = Translator(dual)
     n = TRANSLATION_TOKENS
-    run = lambda: translator(SENTENCE, "German", config.backend, max_new_tokens=n, min_new_tokens=n)
+    request = translator.check(SENTENCE, "German", max_new_tokens=n, min_new_tokens=n)
+    run = lambda: translator.run(request, config.backend)
     with autocast(config):
         samples = measure(run, repeats)
-        text = run().text
+        text = run().output
     result = row(
         "translation",
         config,

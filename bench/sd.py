@@ -31,7 +31,7 @@ GUIDANCE = 7.5
 
 
 def spec_for(config: Config):
-    from ..registry import SD_FP32, SD_INT8, SD_TOME_INT8
+    from pipelines.registry import SD_FP32, SD_INT8, SD_TOME_INT8
 
     return {"fp32": SD_FP32, "int8": SD_INT8, "tome-int8": SD_TOME_INT8}[config.build]
 
@@ -41,7 +41,7 @@ def _torch_pipeline(resolved, threads: int):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from ..diffusion import make_scheduler
+    from pipelines.diffusion import make_scheduler
 
     torch.set_num_threads(threads)
     pipe = StableDiffusionPipeline.from_pretrained(
@@ -60,9 +60,9 @@ def run(
     image: text encoder, `steps` denoising steps, VAE decoder)."""
     import torch
 
-    from ..diffusion import DiffusionRequest, torch_generator
-    from ..resolve import resolve
-    from ..sd import SDRunner, image_size
+    from pipelines.diffusion import torch_generator
+    from pipelines.resolve import resolve
+    from pipelines.sd import SDRunner, image_size
 
     settings = bench_settings(config, threads, standin_size, home)
     spec = spec_for(config)
@@ -75,8 +75,8 @@ def run(
         weights = weights_mib(resolved.ir_dir)
 
         def generate(n: int):
-            request = DiffusionRequest(PROMPT, steps=n, guidance_scale=GUIDANCE, seed=SEED)
-            return runner(request, backend="OpenVINO").image
+            request = runner.check(PROMPT, "", n, GUIDANCE, SEED)
+            return runner.run(request, "OpenVINO").output
 
     else:
         resolved = resolve(spec, settings)

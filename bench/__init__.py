@@ -1,8 +1,8 @@
 """Benchmark: the app's requests on each backend, each configuration in its own process.
 
-    python -m pipelines.bench                  # every workload, every configuration (long)
-    python -m pipelines.bench --quick          # the same, fewer repetitions
-    python -m pipelines.bench --workloads classification translation --configs pytorch-fp32 openvino-int8
+    python -m bench                  # every workload, every configuration (long)
+    python -m bench --quick          # the same, fewer repetitions
+    python -m bench --workloads classification translation --configs pytorch-fp32 openvino-int8
 
 Workloads: classification (128 tokens, batch 1), translation (t5-small, 20 new tokens,
 greedy), sd (one UNet step and one whole image at 512x512 with guidance), controlnet (one

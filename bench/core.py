@@ -126,7 +126,7 @@ def set_threads(threads: int) -> None:
 def bench_settings(config: Config, threads: int, standin_size: str, home: Path | None):
     """The app's `Settings` for `config`: no model cache (every process compiles), the
     configuration's precision hint, the benchmark's thread count and stand-in size."""
-    from ..settings import Settings
+    from pipelines.settings import Settings
 
     return Settings.from_env(
         precision=config.precision_hint, threads=threads, cache_dir="", standin_size=standin_size, home=home
@@ -135,7 +135,7 @@ def bench_settings(config: Config, threads: int, standin_size: str, home: Path |
 
 def bench_runtime(settings):
     """The app's `Runtime`, with OpenVINO pinned to the benchmark's thread count."""
-    from ..runtime import Runtime
+    from pipelines.runtime import Runtime
 
     class BenchRuntime(Runtime):
         def ov_config(self) -> dict[str, str]:

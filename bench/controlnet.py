@@ -18,10 +18,10 @@ from .core import Config, Repeats, autocast, bench_settings, measure, ov_props, 
 
 def folders(settings) -> dict[str, Path]:
     """PyTorch source, FP32 IR and INT8-weights IR of the stand-in (built once)."""
-    from ..controlnet_export import compress_folder, export_controlnet
-    from ..export import is_complete_ir_folder
-    from ..registry import CONTROLNET_POSE, Quantization
-    from ..resolve import standin_weights
+    from pipelines.controlnet_export import compress_folder, export_controlnet
+    from pipelines.export import is_complete_ir_folder
+    from pipelines.registry import CONTROLNET_POSE, Quantization
+    from pipelines.resolve import standin_weights
 
     # The app's offline layout (`resolve`): weights per stand-in builder, IR folders per model.
     root = settings.home / "standins" / settings.standin_size / CONTROLNET_POSE.key
@@ -44,9 +44,9 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     import torch
     from PIL import Image
 
-    from ..export import MANIFEST
-    from ..layout import BODY_WEIGHTS, PART_FILES
-    from ..pose import PoseDetector, load_body_network, ov_body_network, presets
+    from pipelines.export import MANIFEST
+    from pipelines.layout import BODY_WEIGHTS, PART_FILES
+    from pipelines.pose import PoseDetector, load_body_network, ov_body_network, presets
 
     settings = bench_settings(config, threads, standin_size, home)
     found = folders(settings)

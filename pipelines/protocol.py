@@ -1,0 +1,92 @@
+"""The one protocol every tab's task follows.
+
+    request = task.check(*inputs)                  # every check of the request, once, here
+    result  = task.run(request, backend, on_step, cancel)
+    result.output, result.timing                   # what the tab shows; the timing dict
+
+`check` turns the values an endpoint received into a checked, frozen request, or raises
+ValueError with a sentence for the person. `run` trusts that request: it checks nothing
+again. Long tasks (the image tabs) call `on_step(done, total)` after every step and stop
+after the current step once `cancel` is set, raising `Cancelled`; short tasks take both
+arguments and ignore them, so the UI calls every task the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, TypeVar
+
+R = TypeVar("R")
+
+StepCallback = Callable[[int, int], None]
+"""`on_step(done, total)`: called after each of `total` steps."""
+CancelToken = threading.Event
+"""Set it (from any thread: the Stop button, an API client's cancel) and the task stops after its current step."""
+
+
+class Backend(str, Enum):
+    OPENVINO = "OpenVINO"
+    PYTORCH = "PyTorch"
+
+    @classmethod
+    def parse(cls, value: str | Backend) -> Backend:
+        for backend in cls:
+            if value == backend or str(value).strip().lower() == backend.value.lower():
+                return backend
+        raise ValueError(f"Unknown backend {value!r}; choose one of {[b.value for b in cls]}.")
+
+
+class Cancelled(Exception):
+    """Raised between two steps when the request's cancel token was set."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"Stopped after step {done} of {total}.")
+        self.done, self.total = done, total
+
+
+@dataclass(frozen=True)
+class Result:
+    """A task's output (text, scores, an image) and the timing dict every endpoint returns."""
+
+    output: Any
+    timing: dict
+
+
+class Task(Protocol[R]):
+    """What a tab runs. `action` names it in messages ("Translation failed …")."""
+
+    action: str
+
+    def check(self, *inputs: Any) -> R: ...
+
+    def first_use(self, request: R, backend: Backend) -> str | None:
+        """A sentence when this request is the one that loads something (slower), else None."""
+        ...
+
+    def run(
+        self, request: R, backend: Backend, on_step: StepCallback | None = None, cancel: CancelToken | None = None
+    ) -> Result: ...
+
+
+class Steps:
+    """A long task's step bookkeeping: calls `on_step`, then stops if `cancel` is set."""
+
+    def __init__(self, total: int, on_step: StepCallback | None, cancel: CancelToken | None):
+        self.total, self.done = total, 0
+        self._on_step, self._cancel = on_step, cancel
+
+    def __call__(self, *_: Any) -> None:
+        """After a step (any arguments a pipeline's callback passes are ignored)."""
+        self.done += 1
+        if self._on_step is not None:
+            self._on_step(self.done, self.total)
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled(self.done, self.total)
+
+
+def ask(task: Task, backend: Backend | str, *inputs: Any) -> Result:
+    """Check `inputs`, then run them on `backend`: a task from a script or a test, as the UI calls it."""
+    return task.run(task.check(*inputs), Backend.parse(backend))
