@@ -320,14 +320,8 @@ class PoseGeneration:
         seed: object = None,
     ) -> PoseRequest:
         """The endpoint's values as a request with a concrete seed, or ValueError quoting the bad value."""
-        defaults = DiffusionRequest(prompt, steps=self.runner.spec.defaults.get("steps", DEFAULT_STEPS))
-        diffusion = DiffusionRequest(
-            prompt,
-            negative_prompt,
-            defaults.steps if steps is None else steps,
-            defaults.guidance_scale if guidance_scale is None else guidance_scale,
-            seed,
-        ).checked()
+        default_steps = self.runner.spec.defaults.get("steps", DEFAULT_STEPS)
+        diffusion = DiffusionRequest.from_inputs(prompt, negative_prompt, steps, guidance_scale, seed, default_steps)
         pose = fit_condition(load_image(pose_image, "pose image"), self.runner.resolution)
         return PoseRequest(pose, diffusion)
 

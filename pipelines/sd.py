@@ -192,7 +192,9 @@ class SDRunner:
 
     def load(self, variant: str) -> SDVariant:
         """Resolve and compile `variant` once; ValueError (with the reason) when it cannot load."""
-        variant = self.check_variant(variant)
+        return self._compiled(self.check_variant(variant))
+
+    def _compiled(self, variant: str) -> SDVariant:
         with self._load_lock:
             if variant in self.variants:
                 return self.variants[variant]
@@ -225,14 +227,8 @@ class SDRunner:
     ) -> SDRequest:
         """The endpoint's values as a request with a concrete seed (a random one when `random_seed`
         or no seed is given), or ValueError quoting the bad value."""
-        defaults = DiffusionRequest(prompt)
-        diffusion = DiffusionRequest(
-            prompt,
-            negative_prompt,
-            defaults.steps if steps is None else steps,
-            defaults.guidance_scale if guidance_scale is None else guidance_scale,
-            None if random_seed else seed,
-        ).checked()
+        seed = None if random_seed else seed
+        diffusion = DiffusionRequest.from_inputs(prompt, negative_prompt, steps, guidance_scale, seed)
         return SDRequest(diffusion, self.check_variant(self.default if variant is None else variant))
 
     def first_use(self, request: SDRequest, backend: Backend) -> str | None:
@@ -253,7 +249,7 @@ class SDRunner:
         backend = Backend.parse(backend)
         asked = request.diffusion
         # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
-        variant = self.load(request.variant)
+        variant = self._compiled(request.variant)
         pipe = variant.model(backend)
         tokenizer = variant.pipe.tokenizer
         truncated = prompt_is_truncated(tokenizer, asked.prompt) or (

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from .diffusion import CLIP_MAX_TOKENS
 from .layout import BODY_WEIGHTS
 from .settings import StandinSize
 
@@ -108,140 +109,11 @@ def build_minilm_embedding(size: StandinSize, out_dir: Path) -> None:
     AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(out_dir)
 
 
-# Stable Diffusion 1.x stand-ins. `sd15` is the configuration of
-# stable-diffusion-v1-5 (UNet 860M, CLIP ViT-L/14 text encoder, VAE f=8); `small` keeps
-# that layout with narrower blocks so the offline app builds and runs in seconds;
-# `tiny` is for tests (64x64 images, 32x32 latents).
+# Stable Diffusion 1.x stand-ins (both image tabs). `SD15` is the configuration of
+# stable-diffusion-v1-5 (UNet 860M, CLIP ViT-L/14 text encoder, VAE f=8); `SMALL` keeps that
+# layout with narrower blocks so the offline app builds and runs in minutes at 512×512; the
+# tiny layouts are for tests (SD tab: 64x64 images, 32x32 latents; pose tab: 64x64, 8x8 latents).
 SD_SIZES = ("tiny", "small", "sd15")
-SD_UNET = {
-    "sd15": dict(
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        sample_size=64,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    ),
-    "small": dict(
-        block_out_channels=(64, 128, 256, 256),
-        layers_per_block=1,
-        cross_attention_dim=256,
-        attention_head_dim=8,
-        sample_size=64,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    ),
-    "tiny": dict(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        sample_size=32,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    ),
-}
-SD_VAE = {
-    "sd15": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, sample_size=512),
-    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, sample_size=512),
-    "tiny": dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=64),
-}
-SD_TEXT = {
-    "sd15": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                 num_attention_heads=12, projection_dim=768),
-    "small": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
-                  projection_dim=256),
-    "tiny": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
-}  # fmt: skip
-CLIP_MAX_LENGTH = 77
-
-
-def clip_tokenizer(vocab_size: int):
-    """A CLIP BPE tokenizer trained on the packaged MiniLM's English vocabulary.
-
-    CLIP's own vocabulary is not available offline; `tokenizers` trains a BPE with CLIP's
-    conventions (byte-level alphabet, `</w>` word ends, start/end tokens) and
-    `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint. Both image
-    tabs' stand-ins use it.
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import CLIPTokenizer
-
-    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isalpha()]
-    specials = ["<|startoftext|>", "<|endoftext|>"]
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=CLIP_MAX_LENGTH)
-
-
-def build_sd_pipeline(config: str, out_dir: Path) -> None:
-    """Save a `StableDiffusionPipeline` of SD 1.x layout `config` (tiny/small/sd15), random weights."""
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    if config not in SD_SIZES:
-        raise ValueError(f"unknown Stable Diffusion stand-in size {config!r}; choose one of {SD_SIZES}")
-    tokenizer = clip_tokenizer(8000 if config != "tiny" else 1000)
-    text = SD_TEXT[config]
-    text_config = CLIPTextConfig(
-        **{**text, "vocab_size": max(text.get("vocab_size", 0), len(tokenizer))},
-        max_position_embeddings=CLIP_MAX_LENGTH,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    n = len(SD_VAE[config]["block_out_channels"])
-    torch.manual_seed(SEED)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL(
-            **SD_VAE[config], in_channels=3, out_channels=3, latent_channels=4,
-            down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        ),
-        text_encoder=CLIPTextModel(text_config),
-        tokenizer=tokenizer,
-        unet=UNet2DConditionModel(**SD_UNET[config], in_channels=4, out_channels=4),
-        # The scheduler of stable-diffusion-v1-5.
-        scheduler=PNDMScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-            skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False,
-        ),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.save_pretrained(out_dir)
-
-
-def build_sd(size: StandinSize, out_dir: Path) -> None:
-    """The app's SD stand-in: `tiny` for tests; `full` is the `small` layout (see `SD_UNET`).
-
-    The full SD 1.5 configuration is built on request (`python -m pipelines.convert sd
-    --standin sd15`), for benchmarks: its export alone takes many minutes on a small CPU.
-    """
-    build_sd_pipeline({"full": "sd15", "small": "small", "tiny": "tiny"}[size], out_dir)
-
-
-# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM); the pipelines build
-# UniPC from it, as diffusers' ControlNet docs do.
-SD15_SCHEDULER = dict(
-    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-    set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False,
-)  # fmt: skip
-
-# The ControlNet pose stand-in: real configurations (SD 1.5 config files) and tiny ones for tests.
 SD15 = {
     "unet": dict(
         sample_size=64,
@@ -271,67 +143,127 @@ SD15 = {
         intermediate_size=3072,
         num_hidden_layers=12,
         num_attention_heads=12,
-        max_position_embeddings=77,
+        max_position_embeddings=CLIP_MAX_TOKENS,
         hidden_act="quick_gelu",
         projection_dim=768,
     ),
     "control_embedding": (16, 32, 96, 256),
     "vocab": 8000,
 }
-# The layout of SD 1.5 with narrower blocks, as the Stable Diffusion tab's `small` stand-in:
-# 512×512 images, built and converted in minutes, for the offline app.
-SMALL = {
-    "unet": dict(
-        SD15["unet"],
-        layers_per_block=1,
-        cross_attention_dim=256,
-        block_out_channels=(64, 128, 256, 256),
-    ),
-    "vae": dict(SD15["vae"], layers_per_block=1, block_out_channels=(32, 64, 128, 128)),
-    "text": dict(SD15["text"], hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
-                 projection_dim=256),
-    "control_embedding": (16, 32, 96, 256),
-    "vocab": 8000,
-}  # fmt: skip
-TINY = {
-    "unet": dict(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        cross_attention_dim=32,
-        block_out_channels=(32, 64),
-        attention_head_dim=8,
-        norm_num_groups=32,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    ),
+
+
+def derived(layout: dict, **parts: dict) -> dict:
+    """`layout` with some fields of its parts replaced: `derived(SD15, unet={"layers_per_block": 1})`."""
+    return {**layout, **{part: ({**layout[part], **fields} if isinstance(fields, dict) else fields)
+                         for part, fields in parts.items()}}  # fmt: skip
+
+
+SMALL = derived(
+    SD15,
+    unet=dict(layers_per_block=1, cross_attention_dim=256, block_out_channels=(64, 128, 256, 256)),
+    vae=dict(layers_per_block=1, block_out_channels=(32, 64, 128, 128)),
+    text=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4, projection_dim=256),
+)
+TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32)
+TINY_POSE = derived(
+    SD15,
+    unet=dict(sample_size=8, layers_per_block=1, cross_attention_dim=32, block_out_channels=(32, 64),
+              norm_num_groups=32, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")),
     # Four blocks like SD's VAE, so latents are 1/8 of the image as in the real model.
-    "vae": dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=1,
-        sample_size=64,
-        block_out_channels=(16, 16, 16, 16),
-        norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        scaling_factor=0.18215,
-    ),
-    "text": dict(
-        vocab_size=2000,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-        projection_dim=32,
-    ),
-    "control_embedding": (16, 16, 32, 32),
-    "vocab": 2000,
-}
+    vae=dict(layers_per_block=1, sample_size=64, block_out_channels=(16, 16, 16, 16), norm_num_groups=8),
+    text=dict(TINY_TEXT, vocab_size=2000),
+    control_embedding=(16, 16, 32, 32),
+    vocab=2000,
+)  # fmt: skip
+TINY_SD = derived(
+    TINY_POSE,
+    unet=dict(sample_size=32, attention_head_dim=4),
+    vae=dict(block_out_channels=(32, 64), norm_num_groups=32, down_block_types=("DownEncoderBlock2D",) * 2,
+             up_block_types=("UpDecoderBlock2D",) * 2),
+    text=dict(TINY_TEXT, vocab_size=0),  # as many as the tokenizer has
+    vocab=1000,
+)  # fmt: skip
+SD_LAYOUTS = {"sd15": SD15, "small": SMALL, "tiny": TINY_SD}
+
+
+def clip_tokenizer(vocab_size: int):
+    """A CLIP BPE tokenizer trained on the packaged MiniLM's English vocabulary.
+
+    CLIP's own vocabulary is not available offline; `tokenizers` trains a BPE with CLIP's
+    conventions (byte-level alphabet, `</w>` word ends, start/end tokens) and
+    `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint. Both image
+    tabs' stand-ins use it.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    words = [w for w in (packaged_minilm_path() / "vocab.txt").read_text().split() if w.isalpha()]
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=CLIP_MAX_TOKENS)
+
+
+def build_sd_pipeline(config: str, out_dir: Path) -> None:
+    """Save a `StableDiffusionPipeline` of SD 1.x layout `config` (tiny/small/sd15), random weights."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if config not in SD_SIZES:
+        raise ValueError(f"unknown Stable Diffusion stand-in size {config!r}; choose one of {SD_SIZES}")
+    layout = SD_LAYOUTS[config]
+    tokenizer = clip_tokenizer(layout["vocab"])
+    text_config = CLIPTextConfig(
+        **{**layout["text"], "vocab_size": max(layout["text"]["vocab_size"], len(tokenizer))},
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(SEED)
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL(**layout["vae"]),
+        text_encoder=CLIPTextModel(text_config),
+        tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**layout["unet"]),
+        # The scheduler of stable-diffusion-v1-5.
+        scheduler=PNDMScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+            skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False,
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(out_dir)
+
+
+def build_sd(size: StandinSize, out_dir: Path) -> None:
+    """The app's SD stand-in: `tiny` for tests; `full` is the `small` layout (see `SMALL`).
+
+    The full SD 1.5 configuration is built on request (`python -m pipelines.convert sd
+    --standin sd15`), for benchmarks: its export alone takes many minutes on a small CPU.
+    """
+    build_sd_pipeline({"full": "sd15", "small": "small", "tiny": "tiny"}[size], out_dir)
+
+
+# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM); the pipelines build
+# UniPC from it, as diffusers' ControlNet docs do.
+SD15_SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+    set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False,
+)  # fmt: skip
 
 
 def body_checkpoint_keys(state_dict: dict) -> dict:
@@ -351,7 +283,7 @@ def build_standin(size: str, out_dir: Path, seed: int = 0) -> None:
     from diffusers import AutoencoderKL, ControlNetModel, PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    dims = {"full": SD15, "small": SMALL, "tiny": TINY}[size]
+    dims = {"full": SD15, "small": SMALL, "tiny": TINY_POSE}[size]
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = clip_tokenizer(dims["vocab"])
     tokenizer.save_pretrained(out_dir / "tokenizer")

@@ -6,6 +6,8 @@ catch-all for unexpected exceptions, so it counts as a crash here.
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +17,8 @@ from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.diffusion import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, DiffusionRequest
 from pipelines.images import load_image
 from pipelines.translation import LANGUAGES
-from ui.classification_tab import make_classify
-from ui.translation_tab import make_translate
+from ui.classification_tab import classification_tab
+from ui.translation_tab import translation_tab
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TEXTS = st.one_of(
@@ -39,6 +41,14 @@ NUMBERS = st.one_of(
 )
 
 
+@functools.cache
+def endpoint(render, task, api_name: str):
+    """The function behind `api_name` in a tab drawn by `render(task)`: what the API calls."""
+    with gr.Blocks() as demo:
+        render(task)
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
+
+
 def _outcome(fn, *args):
     try:
         return fn(*args)
@@ -52,7 +62,7 @@ def _outcome(fn, *args):
 @given(text=TEXTS, language=st.one_of(st.sampled_from(list(LANGUAGES)), st.text(max_size=12)), backend=BACKENDS,
        max_new=NUMBERS)  # fmt: skip
 def test_translate_never_crashes(services, text, language, backend, max_new):
-    result = _outcome(make_translate(services.translator), text, language, backend, max_new)
+    result = _outcome(endpoint(translation_tab, services.translator, "translate"), text, language, backend, max_new)
     if result is not None:
         translated, timing = result
         assert isinstance(translated, str) and timing["latency_ms"] > 0
@@ -65,7 +75,7 @@ def test_translate_never_crashes(services, text, language, backend, max_new):
     backend=BACKENDS,
 )
 def test_classify_never_crashes(services, text, labels, backend):
-    result = _outcome(make_classify(services.classifier), text, labels, backend)
+    result = _outcome(endpoint(classification_tab, services.classifier, "classify"), text, labels, backend)
     if result is not None:
         scores, timing = result
         assert abs(sum(scores.values()) - 1) < 1e-4 and timing["latency_ms"] > 0

@@ -125,7 +125,7 @@ def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp
     pipe = OVStableDiffusionPipeline.from_pretrained(out, compile=False)
     pipe.reshape(batch_size=1, height=64, width=64, num_images_per_prompt=1)
     pipe.compile()
-    image = pipe(PROMPT, num_inference_steps=1, output_type="np").outputs[0]
+    image = pipe(PROMPT, num_inference_steps=1, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     int8_unet = sd.default_variant.resolved.ir_dir / "unet"
     assert convert.folder_bytes(int8_unet) < 0.5 * convert.folder_bytes(out / "unet")
