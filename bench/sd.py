@@ -75,7 +75,7 @@ def run(
         weights = weights_mib(resolved.ir_dir)
 
         def generate(n: int):
-            request = runner.check(PROMPT, "", n, GUIDANCE, SEED)
+            request = runner.check(PROMPT, "", n, GUIDANCE, SEED, runner.default)
             return runner.run(request, "OpenVINO").output
 
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .diffusion import DEFAULT_STEPS, DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
 from .folders import MANIFEST
 from .images import load_image
 from .layout import BODY_WEIGHTS, PART_FILES
@@ -247,6 +247,7 @@ class PoseRunner:
             LazyBaseline(f"{self.spec.key} body network", threads),
             lambda: PoseDetector(load_body_network(self.torch_source() / "openpose" / BODY_WEIGHTS), self.resolution),
             ov_label=ov_label,
+            name="the OpenPose body network",
         )
         self.pipelines: BackendPair[OVStableDiffusionControlNetPipeline, object] = BackendPair(
             resolved,
@@ -314,14 +315,13 @@ class PoseGeneration:
         self,
         pose_image,
         prompt: str,
-        negative_prompt: str | None = "",
-        steps: object = None,
-        guidance_scale: object = None,
-        seed: object = None,
+        negative_prompt: str | None,
+        steps: object,
+        guidance_scale: object,
+        seed: object,
     ) -> PoseRequest:
         """The endpoint's values as a request with a concrete seed, or ValueError quoting the bad value."""
-        default_steps = self.runner.spec.defaults.get("steps", DEFAULT_STEPS)
-        diffusion = DiffusionRequest.from_inputs(prompt, negative_prompt, steps, guidance_scale, seed, default_steps)
+        diffusion = DiffusionRequest(prompt, negative_prompt, steps, guidance_scale, seed).checked()
         pose = fit_condition(load_image(pose_image, "pose image"), self.runner.resolution)
         return PoseRequest(pose, diffusion)
 

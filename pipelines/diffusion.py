@@ -72,15 +72,6 @@ class DiffusionRequest:
         seed = secrets.randbelow(MAX_SEED + 1) if self.seed is None else whole_number(self.seed, "Seed", 0, MAX_SEED)
         return DiffusionRequest(self.prompt.strip(), negative.strip(), steps, float(guidance), seed)
 
-    @classmethod
-    def from_inputs(
-        cls, prompt, negative_prompt, steps, guidance_scale, seed, default_steps: int = DEFAULT_STEPS
-    ) -> DiffusionRequest:
-        """A checked request from an endpoint's values; steps or guidance not given (None) take their defaults."""
-        steps = default_steps if steps is None else steps
-        guidance_scale = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
-        return cls(prompt, negative_prompt, steps, guidance_scale, seed).checked()
-
     @property
     def uses_guidance(self) -> bool:
         """Classifier-free guidance runs only above 1, as in diffusers."""

@@ -67,6 +67,7 @@ class BackendPair(Generic[OV, T]):
         load_torch: Callable[[], T],
         *,
         ov_label: str | None = None,
+        name: str | None = None,
         torch_key: object = None,
         lock: threading.Lock | None = None,
     ):
@@ -77,6 +78,8 @@ class BackendPair(Generic[OV, T]):
         self._torch_loader = load_torch
         self._torch_key = torch_key
         self.ov_label = ov_label or f"OpenVINO {self.spec.precision_label}"
+        self.name = name or self.spec.title
+        """What the PyTorch side is called where a person reads it."""
         self.lock = lock or threading.Lock()
 
     @property
@@ -92,7 +95,7 @@ class BackendPair(Generic[OV, T]):
 
     def first_use(self, backend: Backend) -> str | None:
         if backend is Backend.PYTORCH and not self.torch_loaded:
-            return f"Loading the PyTorch baseline of {self.spec.title} (first use only); this request takes longer."
+            return f"Loading the PyTorch baseline of {self.name} (first use only); this request takes longer."
         return None
 
     def label(self, backend: Backend) -> str:

@@ -136,6 +136,7 @@ class SDVariant(BackendPair):
             baseline,
             lambda: load_torch_pipeline(resolved),
             ov_label=f"OpenVINO {self.variant}",
+            name="Stable Diffusion",
             torch_key=resolved.torch_ref,
             lock=lock,
         )
@@ -218,21 +219,28 @@ class SDRunner:
     def check(
         self,
         prompt: str,
-        negative_prompt: str | None = "",
-        steps: object = None,
-        guidance_scale: object = None,
-        seed: object = None,
-        variant: object = None,
-        random_seed: bool = False,
+        negative_prompt: str | None,
+        steps: object,
+        guidance_scale: object,
+        seed: object,
+        variant: object,
+        random_seed: object = False,
     ) -> SDRequest:
         """The endpoint's values as a request with a concrete seed (a random one when `random_seed`
-        or no seed is given), or ValueError quoting the bad value."""
+        or the seed is None), or ValueError quoting the bad value."""
         seed = None if random_seed else seed
-        diffusion = DiffusionRequest.from_inputs(prompt, negative_prompt, steps, guidance_scale, seed)
-        return SDRequest(diffusion, self.check_variant(self.default if variant is None else variant))
+        diffusion = DiffusionRequest(prompt, negative_prompt, steps, guidance_scale, seed).checked()
+        return SDRequest(diffusion, self.check_variant(variant))
 
     def first_use(self, request: SDRequest, backend: Backend) -> str | None:
-        if not self.is_loaded(request.variant):
+        compiling = not self.is_loaded(request.variant)
+        loading = backend is Backend.PYTORCH and not self.baseline.loaded
+        if compiling and loading:
+            return (
+                f"Compiling the {request.variant} variant and loading the PyTorch baseline of Stable Diffusion "
+                "(first use only); this request takes longer."
+            )
+        if compiling:
             return f"Compiling the {request.variant} variant (first use only); this request takes longer."
         return self.variants[request.variant].first_use(backend)
 

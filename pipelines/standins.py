@@ -184,7 +184,8 @@ TINY_SD = derived(
     text=dict(TINY_TEXT, vocab_size=0),  # as many as the tokenizer has
     vocab=1000,
 )  # fmt: skip
-SD_LAYOUTS = {"sd15": SD15, "small": SMALL, "tiny": TINY_SD}
+# The SD tab's `small` text encoder has as many tokens as its tokenizer (the pose tab's has SD 1.5's 49408).
+SD_LAYOUTS = {"sd15": SD15, "small": derived(SMALL, text=dict(vocab_size=0)), "tiny": TINY_SD}
 
 
 def clip_tokenizer(vocab_size: int):
@@ -250,7 +251,7 @@ def build_sd_pipeline(config: str, out_dir: Path) -> None:
 
 
 def build_sd(size: StandinSize, out_dir: Path) -> None:
-    """The app's SD stand-in: `tiny` for tests; `full` is the `small` layout (see `SMALL`).
+    """The app's SD stand-in: `tiny` for tests, `small` for the offline app, `full` the SD 1.5 layout.
 
     The full SD 1.5 configuration is built on request (`python -m pipelines.convert sd
     --standin sd15`), for benchmarks: its export alone takes many minutes on a small CPU.

@@ -44,14 +44,13 @@ class Translator:
         self.default_new_tokens = model.spec.defaults.get("max_new_tokens", 64)
 
     def check(
-        self, text: str, target_language: str, max_new_tokens: object = None, min_new_tokens: object = 0
+        self, text: str, target_language: str, max_new_tokens: object, min_new_tokens: object = 0
     ) -> TranslationRequest:
         """The endpoint's values as a request, or ValueError with the allowed values."""
         text = check_text(text, "translate")
         if not isinstance(target_language, str) or target_language not in LANGUAGES:
             raise ValueError(f"Unknown target language {target_language!r}; choose one of {list(LANGUAGES)}.")
-        max_new = self.default_new_tokens if max_new_tokens is None else max_new_tokens
-        max_new = whole_number(max_new, "Max new tokens", 1, MAX_NEW_TOKENS)
+        max_new = whole_number(max_new_tokens, "Max new tokens", 1, MAX_NEW_TOKENS)
         min_new = whole_number(min_new_tokens, "Min new tokens", 0, MAX_NEW_TOKENS)
         return TranslationRequest(text, target_language, max_new, min(min_new, max_new))
 

@@ -95,7 +95,7 @@ def assert_cancel_stops():
                 time.sleep(0.05)
             assert not job.done(), "the request finished before it could be stopped"
             job.cancel()
-            said = f"{action} stopped after step"
+            said, deadline = f"{action} stopped after step", time.monotonic() + 30
             while not any(r.startswith(said) for r in records) and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:

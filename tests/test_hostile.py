@@ -211,7 +211,9 @@ def test_uploads_and_outputs_are_deleted_from_disk_when_old(services, serve, tmp
         pose = upload_raw(demo.local_url, mirrored)
         kind, payload = call_raw(demo.local_url, "pose", [pose, "a dancer", "", 1, 7.5, 1, "OpenVINO"])
         assert kind == "complete", payload
-        files = [Path(pose["path"]), Path(payload[0]["path"])]
+        kind, generated = call_raw(demo.local_url, "generate", ["a cat", "", 1, 7.5, 1, "OpenVINO", "ToMe+INT8", False])
+        assert kind == "complete", generated
+        files = [Path(pose["path"]), Path(payload[0]["path"]), Path(generated[0]["path"])]
         assert all(f.is_file() for f in files)
         deadline = time.monotonic() + 15
         while any(f.exists() for f in files) and time.monotonic() < deadline:

@@ -40,6 +40,8 @@ from .common import latency_line, number_input, standin_banner
 logger = logging.getLogger(__name__)
 
 BACKENDS = [b.value for b in Backend]
+WAKE_S = 0.5
+"""A stepped endpoint yields at least this often: gradio can close a generator only between two yields."""
 Line = Callable[[dict, dict], tuple[str, dict]]
 Present = Callable[[Result], tuple]
 """A result as the endpoint's outputs, in their order."""
@@ -175,7 +177,14 @@ def answer_in_steps(
     threading.Thread(target=work, name=f"{task.action} worker", daemon=True).start()
     progress(0, desc="Starting…")
     try:
-        while (step := steps.get()) is not None:
+        while True:
+            try:
+                step = steps.get(timeout=WAKE_S)
+            except queue.Empty:  # loading, or a slow step: yield anyway, so a cancel is taken at once
+                yield (gr.skip(),) * skips
+                continue
+            if step is None:
+                break
             progress(step, desc="Denoising", unit="steps")
             yield (gr.skip(),) * skips
     finally:

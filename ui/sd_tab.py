@@ -7,7 +7,7 @@ import gradio as gr
 from pipelines.diffusion import MAX_PROMPT_CHARS
 from pipelines.sd import SDRunner
 
-from .common import handle_errors
+from .common import generated_file, handle_errors
 from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, readout
 
 CONCURRENCY_ID = "image-generation"
@@ -39,7 +39,12 @@ def sd_tab(runner: SDRunner) -> None:
         """`/generate` -> (image, timing, seed used); Stop or the API's cancel ends it after the current step."""
         inputs = (prompt, negative_prompt, steps, guidance_scale, seed, variant, random_seed)
         yield from answer_in_steps(
-            runner, backend, inputs, progress, lambda r: (r.output, r.timing, r.timing["seed"]), skips=3
+            runner,
+            backend,
+            inputs,
+            progress,
+            lambda r: (generated_file(image, r.output), r.timing, r.timing["seed"]),
+            skips=3,
         )
 
     @handle_errors("Loading the variant")
