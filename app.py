@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import methodcaller
 
 import gradio as gr
 
@@ -43,10 +43,10 @@ class TabEntry:
 
 
 TABS = (
-    TabEntry("Translation", attrgetter("translator"), translation_tab, (TRANSLATION,)),
-    TabEntry("Classification", attrgetter("classifier"), classification_tab, (SENTIMENT, ZERO_SHOT)),
-    TabEntry("SD-ToMe-INT8", attrgetter("sd"), sd_tab, SD_VARIANTS[:1]),
-    TabEntry("ControlNet pose", attrgetter("pose"), pose_tab, (CONTROLNET_POSE,)),
+    TabEntry("Translation", methodcaller("served", "translator"), translation_tab, (TRANSLATION,)),
+    TabEntry("Classification", methodcaller("served", "classifier"), classification_tab, (SENTIMENT, ZERO_SHOT)),
+    TabEntry("SD-ToMe-INT8", methodcaller("served", "sd"), sd_tab, SD_VARIANTS[:1]),
+    TabEntry("ControlNet pose", methodcaller("served", "pose"), pose_tab, (CONTROLNET_POSE,)),
 )
 
 QUEUE_MAX_SIZE = 64

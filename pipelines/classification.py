@@ -116,7 +116,7 @@ class Classifier:
         with torch.inference_mode():
             logits = model(**enc).logits[0].float().numpy()
         probs = _softmax(logits)
-        id2label = self.sentiment.ov.config.id2label
+        id2label = model.config.id2label
         return {id2label[i]: float(p) for i, p in enumerate(probs)}, truncated
 
     def _embed(self, model, text: str) -> tuple[np.ndarray, bool]:

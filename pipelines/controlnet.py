@@ -217,9 +217,10 @@ class PoseRunner:
         self.scheduler_name = self.spec.defaults.get("scheduler", "UniPCMultistepScheduler")
         self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-        core, config = runtime.core, runtime.ov_config()
         compiled = {}
-        for part in PART_FILES:
+        parts = PART_FILES if runtime.openvino else {}  # none in the PyTorch worker
+        core, config = (runtime.core, runtime.ov_config()) if parts else (None, None)
+        for part in parts:
             path = folder / PART_FILES[part]
             runtime.compile(
                 f"{self.spec.key}/{part}",
@@ -228,26 +229,30 @@ class PoseRunner:
                     {part: core.compile_model(model, runtime.settings.device, config)}
                 ),
             )
-        pipeline = OVStableDiffusionControlNetPipeline(
-            self.tokenizer,
-            compiled["text_encoder"],
-            compiled["controlnet"],
-            compiled["unet"],
-            compiled["vae_decoder"],
-            self.new_scheduler(),
-            self.resolution,
-            float(self.manifest["vae_scaling_factor"]),
-        )
+        pipeline = detector = None
+        if compiled:
+            pipeline = OVStableDiffusionControlNetPipeline(
+                self.tokenizer,
+                compiled["text_encoder"],
+                compiled["controlnet"],
+                compiled["unet"],
+                compiled["vae_decoder"],
+                self.new_scheduler(),
+                self.resolution,
+                float(self.manifest["vae_scaling_factor"]),
+            )
+            detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
         self._torch_source = torch_source or (lambda: Path(resolved.torch_ref))
         ov_label = "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
         threads = runtime.settings.threads
         self.detectors: BackendPair[PoseDetector, PoseDetector] = BackendPair(
             resolved,
-            PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution),
+            detector,
             LazyBaseline(f"{self.spec.key} body network", threads),
             lambda: PoseDetector(load_body_network(self.torch_source() / "openpose" / BODY_WEIGHTS), self.resolution),
             ov_label=ov_label,
             name="the OpenPose body network",
+            ov_memory=lambda: runtime.memory_mb(f"{self.spec.key}/openpose_body"),
         )
         self.pipelines: BackendPair[OVStableDiffusionControlNetPipeline, object] = BackendPair(
             resolved,
@@ -255,6 +260,7 @@ class PoseRunner:
             LazyBaseline(self.spec.key, threads),
             lambda: load_torch_pipeline(self.torch_source(), self.new_scheduler()),
             ov_label=ov_label,
+            ov_memory=lambda: runtime.memory_mb(*(f"{self.spec.key}/{p}" for p in PART_FILES if p != "openpose_body")),
         )
         self.detection = PoseDetection(self)
         self.generation = PoseGeneration(self)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from .memory import Growth
 from .protocol import Backend
 from .registry import Task, ov_model_class, torch_model_class
 from .resolve import ResolvedModel
@@ -33,6 +34,8 @@ class LazyBaseline(Generic[T]):
         self._lock = threading.Lock()
         self._value: T | None = None
         self._key: object = None
+        self.memory_mb: float | None = None
+        """How much this process's resident memory grew while the baseline loaded."""
 
     @property
     def loaded(self) -> bool:
@@ -45,7 +48,10 @@ class LazyBaseline(Generic[T]):
 
                 torch.set_num_threads(self._threads)
                 logger.info("loading the PyTorch baseline of %s%s", self.name, f" from {key}" if key else "")
-                self._value, self._key = load(), key
+                self._value = None  # the one it replaces goes first
+                with Growth() as grown:
+                    self._value, self._key = load(), key
+                self.memory_mb = round(grown.mb, 1)
             return self._value
 
 
@@ -68,6 +74,7 @@ class BackendPair(Generic[OV, T]):
         *,
         ov_label: str | None = None,
         name: str | None = None,
+        ov_memory: Callable[[], float | None] = lambda: None,
         torch_key: object = None,
         lock: threading.Lock | None = None,
     ):
@@ -78,6 +85,7 @@ class BackendPair(Generic[OV, T]):
         self._torch_loader = load_torch
         self._torch_key = torch_key
         self.ov_label = ov_label or f"OpenVINO {self.spec.precision_label}"
+        self._ov_memory = ov_memory
         self.name = name or self.spec.title
         """What the PyTorch side is called where a person reads it."""
         self.lock = lock or threading.Lock()
@@ -101,12 +109,17 @@ class BackendPair(Generic[OV, T]):
     def label(self, backend: Backend) -> str:
         return self.ov_label if backend is Backend.OPENVINO else "PyTorch fp32"
 
+    def memory_mb(self, backend: Backend) -> float | None:
+        """What this model added to its process's resident memory on `backend`; None if unknown."""
+        return self._ov_memory() if backend is Backend.OPENVINO else self.baseline.memory_mb
+
     def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
         """The timing dict every endpoint returns: these fields, then the task's own."""
         return {
             "backend": backend.value,
             "precision": self.label(backend),
             "latency_ms": round(latency_ms, 3),
+            "memory_mb": self.memory_mb(backend),
             "model": self.spec.title,
             "model_source": self.resolved.source.value,
             "standin": self.resolved.is_standin,
@@ -133,7 +146,7 @@ class DualModel(BackendPair):
         spec = resolved.spec
         ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile(), wait=wait)
         baseline: LazyBaseline = LazyBaseline(spec.key, runtime.settings.threads)
-        super().__init__(resolved, ov, baseline, self._load_torch)
+        super().__init__(resolved, ov, baseline, self._load_torch, ov_memory=lambda: runtime.memory_mb(spec.key))
 
         from transformers import AutoTokenizer
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from .memory import rss_mb
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ class CompileRecord:
     """True when every compiled part came from the model cache; None when caching is off."""
     note: str = ""
     """Why part of the model compiles without the cache, when it does (then `cache_hit` is False)."""
+    memory_mb: float | None = None
+    """How much the app's resident memory grew while the model loaded and compiled (None: compiled
+    alongside other work, so its own share is unknown)."""
 
 
 def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
@@ -45,8 +49,11 @@ def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
 class Runtime:
     """`ov.Core` configuration from `Settings`, shared by every model of the app."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, openvino: bool = True):
+        """`openvino=False`: a runtime that compiles nothing (`compile` returns None), for the PyTorch
+        worker, which builds the same tasks with their PyTorch side only."""
         self.settings = settings
+        self.openvino = openvino
         self.records: dict[str, CompileRecord] = {}
         self.cache_dir = self._usable_cache_dir(settings.cache_dir)
         self._compiler: ThreadPoolExecutor | None = None
@@ -103,31 +110,39 @@ class Runtime:
         overlaps it); `finish()` waits for those. A cache hit is read from the cache folder: a
         compile that writes no new blob was served from it.
         """
-        t0 = time.perf_counter()
+        if not self.openvino:
+            return None
+        t0, rss0 = time.perf_counter(), rss_mb()
         model = load()
         load_s = time.perf_counter() - t0
         if self._compiler is None:
             self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ov-compile")
-        future = self._compiler.submit(self._compile, name, model, compile, load_s)
+        future = self._compiler.submit(self._compile, name, model, compile, load_s, rss0 if wait else None)
         if wait:
             future.result()
         else:
             self._pending[name] = future
         return model
 
+    def memory_mb(self, *names: str) -> float | None:
+        """The memory the named compiles added, summed; None when any of them is unknown."""
+        found = [self.records[n].memory_mb if n in self.records else None for n in names]
+        return None if None in found else round(sum(found), 1)
+
     def finish(self) -> dict[str, BaseException]:
         """Wait for every compile started with `wait=False`; the errors, by model name."""
         pending, self._pending = self._pending, {}
         return {name: exc for name, future in pending.items() if (exc := future.exception()) is not None}
 
-    def _compile(self, name: str, model, compile: Callable[[object], None], load_s: float) -> None:
+    def _compile(self, name: str, model, compile: Callable[[object], None], load_s: float, rss0: float | None) -> None:
         before = _cache_files(self.cache_dir)
         t0 = time.perf_counter()
         compile(model)
         compile_s = time.perf_counter() - t0
         note = getattr(model, "uncached", "") if self.cache_dir is not None else ""
         hit = None if self.cache_dir is None else not (_cache_files(self.cache_dir) - before) and not note
-        record = CompileRecord(name=name, load_s=load_s, compile_s=compile_s, cache_hit=hit, note=note)
+        memory = None if rss0 is None else max(0.0, rss_mb() - rss0)
+        record = CompileRecord(name, load_s, compile_s, hit, note, memory)
         self.records[name] = record
         logger.info(
             "compiled %s on %s in %.2f s (load %.2f s, cache %s%s)",

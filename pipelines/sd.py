@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .budget import MemoryBudget, weights_mb
 from .diffusion import (
     CFG_BATCH,
     DiffusionRequest,
@@ -128,7 +129,14 @@ class SDVariant(BackendPair):
             return pipe
 
         pipe = runtime.compile(resolved.spec.key, load, lambda pipe: pipe.compile())
-        _serve_batch_one(pipe.unet, CFG_BATCH)
+        if pipe is not None:
+            _serve_batch_one(pipe.unet, CFG_BATCH)
+        # What both backends share, read from the IR folder (the files the OpenVINO pipeline reads too).
+        from transformers import CLIPTokenizer
+
+        folder = Path(resolved.ir_dir)
+        self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         self.variant = resolved.spec.defaults.get("variant", resolved.spec.precision_label)
         super().__init__(
             resolved,
@@ -137,6 +145,7 @@ class SDVariant(BackendPair):
             lambda: load_torch_pipeline(resolved),
             ov_label=f"OpenVINO {self.variant}",
             name="Stable Diffusion",
+            ov_memory=lambda: runtime.memory_mb(resolved.spec.key),
             torch_key=resolved.torch_ref,
             lock=lock,
         )
@@ -158,7 +167,15 @@ class SDRunner:
 
     action = "Image generation"
 
-    def __init__(self, specs: tuple[ModelSpec, ...], runtime: Runtime, default: str | None = None, resolver=resolve):
+    def __init__(
+        self,
+        specs: tuple[ModelSpec, ...],
+        runtime: Runtime,
+        default: str | None = None,
+        resolver=resolve,
+        budget: MemoryBudget | None = None,
+    ):
+        """`budget`: the variants other than the default are optional; loading one makes room first."""
         if not specs:
             raise ValueError("SDRunner needs at least one model spec.")
         self.specs = {s.defaults.get("variant", s.key): s for s in specs}
@@ -168,6 +185,7 @@ class SDRunner:
         self.runtime = runtime
         self.settings = runtime.settings
         self._resolver = resolver
+        self.budget = budget
         self.variants: dict[str, SDVariant] = {}
         self.failures: dict[str, str] = {}
         self.lock = threading.Lock()
@@ -203,16 +221,34 @@ class SDRunner:
             logger.info("loading Stable Diffusion variant %s (%s)", variant, spec.key)
             try:
                 resolved = self._resolver(spec, self.settings)
+            except Exception as exc:
+                raise self._failed(variant, exc) from exc
+            optional = self.budget is not None and variant != self.default
+            need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)  # the IR read, and the plugin's copy of the weights
+            if optional:
+                self.budget.make_room(need, f"The {variant} variant")
+            try:
                 self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
             except Exception as exc:
-                logger.exception("variant %s failed to load", variant)
-                self.failures[variant] = f"{type(exc).__name__}: {exc}"  # for the server, not the page
-                raise ValueError(
-                    f"The {variant} variant could not be loaded ({type(exc).__name__}). "
-                    "Pick another variant; the server log has the details."
-                ) from exc
+                raise self._failed(variant, exc) from exc
             self.failures.pop(variant, None)
+            if optional:
+                self._hold(variant)
             return self.variants[variant]
+
+    def _hold(self, variant: str) -> None:
+        """`variant` is optional and used now: the budget may drop it (it compiles again when next asked for)."""
+        loaded = self.variants[variant]
+        size = lambda: self.runtime.memory_mb(loaded.spec.key) or 0.0
+        self.budget.hold(f"the {variant} SD variant", lambda: self.variants.pop(variant, None), size)
+
+    def _failed(self, variant: str, exc: Exception) -> ValueError:
+        logger.error("variant %s failed to load", variant, exc_info=exc)
+        self.failures[variant] = f"{type(exc).__name__}: {exc}"  # for the server, not the page
+        return ValueError(
+            f"The {variant} variant could not be loaded ({type(exc).__name__}). "
+            "Pick another variant; the server log has the details."
+        )
 
     # ----------------------------------------------------------------- the task
 
@@ -258,14 +294,16 @@ class SDRunner:
         asked = request.diffusion
         # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
         variant = self._compiled(request.variant)
+        if self.budget is not None and request.variant != self.default:
+            self._hold(request.variant)
         pipe = variant.model(backend)
-        tokenizer = variant.pipe.tokenizer
+        tokenizer = variant.tokenizer
         truncated = prompt_is_truncated(tokenizer, asked.prompt) or (
             bool(asked.negative_prompt) and prompt_is_truncated(tokenizer, asked.negative_prompt)
         )
         with variant.lock, torch.inference_mode():
             # 2. The same scheduler class and config on both backends, fresh per request
-            pipe.scheduler = make_scheduler(type(variant.pipe.scheduler).__name__, variant.pipe.scheduler.config)
+            pipe.scheduler = make_scheduler(variant.scheduler_config["_class_name"], variant.scheduler_config)
             timer, steps = StepTimer(), Steps(asked.steps, on_step, cancel)
 
             def step_end(p, step, timestep, kwargs):

@@ -13,6 +13,9 @@ value instead of reading the environment itself.
 | `OVDEMO_THREADS`         | `--threads`    | threads for PyTorch (default: all cores)                        |
 | `OVDEMO_STANDIN_SIZE`    | `--standin-size` | `full`, `small` (default) or `tiny`; see StandinSize              |
 | `OVDEMO_HUB_TIMEOUT`     |                | seconds to wait for the Hub before using stand-ins (default 3)  |
+| `OVDEMO_TORCH_WORKER`    |                | `1` (default): PyTorch baselines in a worker process; `0`: in the app's |
+| `OVDEMO_WORKER_IDLE_S`   |                | the worker exits after this many idle seconds (default 900)      |
+| `OVDEMO_MEMORY_BUDGET_MB`|                | most resident memory the app takes on (default: 85% of the limit) |
 | `OVDEMO_CONTROLNET_OV_REPO` |             | Hub repo of the ControlNet pose IR, instead of the registry's   |
 
 `HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
@@ -46,6 +49,11 @@ class Settings:
     hub_timeout: float = 3.0
     controlnet_ov_repo: str | None = None
     """Another copy of the prebuilt ControlNet pose IR on the Hub (`owner/name`); None = the registry's."""
+    torch_worker: bool = True
+    """PyTorch baselines in a process of their own (`pipelines.worker`); False runs them in the app's."""
+    worker_idle_s: float = 900.0
+    memory_budget_mb: float | None = None
+    """None: 85% of the memory this process may use (`memory.memory_limit_mb`)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -68,6 +76,12 @@ class Settings:
             values["standin_size"] = env["OVDEMO_STANDIN_SIZE"]
         if env.get("OVDEMO_HUB_TIMEOUT"):
             values["hub_timeout"] = float(env["OVDEMO_HUB_TIMEOUT"])
+        if env.get("OVDEMO_TORCH_WORKER"):
+            values["torch_worker"] = env["OVDEMO_TORCH_WORKER"].strip().lower() not in ("0", "false", "no", "off")
+        if env.get("OVDEMO_WORKER_IDLE_S"):
+            values["worker_idle_s"] = float(env["OVDEMO_WORKER_IDLE_S"])
+        if env.get("OVDEMO_MEMORY_BUDGET_MB"):
+            values["memory_budget_mb"] = float(env["OVDEMO_MEMORY_BUDGET_MB"])
         if env.get("OVDEMO_CONTROLNET_OV_REPO"):
             values["controlnet_ov_repo"] = env["OVDEMO_CONTROLNET_OV_REPO"].strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -78,6 +92,10 @@ class Settings:
     def validated(self) -> Settings:
         if self.standin_size not in ("full", "small", "tiny"):
             raise ValueError(f"standin_size must be 'full', 'small' or 'tiny', got {self.standin_size!r}")
+        if self.memory_budget_mb is not None and not self.memory_budget_mb > 0:
+            raise ValueError(f"memory_budget_mb must be positive, got {self.memory_budget_mb}")
+        if not self.worker_idle_s > 0:
+            raise ValueError(f"worker_idle_s must be positive, got {self.worker_idle_s}")
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):

@@ -1,4 +1,5 @@
-"""Startup: resolve and compile every OpenVINO model before the app takes requests."""
+"""Startup: resolve and compile every OpenVINO model before the app takes requests; and, for the
+PyTorch worker, the same tasks with their PyTorch side only (`torch_*`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
+from .memory import memory_limit_mb, rss_mb
 from .models import DualModel
 from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
 from .resolve import ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
 from .settings import Settings
 from .translation import Translator
+from .worker import WORKER_HOLDER, Recipe, Split, TorchWorker
 
 if TYPE_CHECKING:
     from .controlnet import PoseRunner
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STARTUP_MODELS: tuple[ModelSpec, ...] = (TRANSLATION, SENTIMENT, ZERO_SHOT)
+BUDGET_SHARE = 0.85
+"""The default memory budget: this share of what the machine or container allows."""
 
 
 @dataclass
@@ -39,6 +45,47 @@ class Services:
     """ControlNet pose: detector and pipeline compiled."""
     failures: dict[str, str] = field(default_factory=dict)
     ready_s: float = 0.0
+    worker: TorchWorker | None = None
+    """Where the PyTorch baselines run (None: in this process, `Settings.torch_worker` off)."""
+    budget: MemoryBudget | None = None
+    """What optional models (other SD variants, the PyTorch worker) may take on, with the startup models."""
+    _served: dict = field(default_factory=dict, repr=False)
+
+    def served(self, name: str):
+        """The task (`translator`, `classifier`, `sd`) or runner (`pose`) a tab serves: the same object,
+        with its PyTorch side in the worker when there is one. None when its models failed to load."""
+        task = getattr(self, name)
+        if task is None or self.worker is None:
+            return task
+        if name not in self._served:
+            self._served[name] = self._split(name, task)
+        return self._served[name]
+
+    def _split(self, name: str, task):
+        settings, worker, budget = self.settings, self.worker, self.budget
+        recipe = lambda function, *args, attribute=None: Recipe(__name__, function, (settings, *args), attribute)
+        split = lambda task, recipe, need, **options: Split(
+            task, worker, recipe, budget=budget, need_mb=need, **options
+        )
+        if name == "translator":
+            need = lambda request: baseline_mb(task.model.resolved)
+            return split(task, recipe("torch_translator", task.model.spec), need)
+        if name == "classifier":
+            need = lambda request: baseline_mb(task.sentiment.resolved) + baseline_mb(task.embedder.resolved)
+            return split(task, recipe("torch_classifier", task.sentiment.spec, task.embedder.spec), need)
+        if name == "sd":
+            specs = tuple(task.specs.values())
+            need = lambda request: baseline_mb(task.load(request.variant).resolved)
+            # The variant resolves (and compiles) here first, as for OpenVINO: the worker then finds it built.
+            return split(task, recipe("torch_sd", specs), need, before=lambda request: task.load(request.variant))
+        if name == "pose":
+            need = lambda request: baseline_mb(task.resolved)
+            return Tasks(
+                task,
+                detection=split(task.detection, recipe("torch_pose", task.spec, attribute="detection"), need),
+                generation=split(task.generation, recipe("torch_pose", task.spec, attribute="generation"), need),
+            )
+        raise ValueError(f"no task named {name!r}")
 
     def failure_of(self, *specs: ModelSpec) -> str:
         return " ".join(self.failures[s.key] for s in specs if s.key in self.failures)
@@ -63,6 +110,51 @@ class Services:
         return Classifier(sentiment, embedder) if sentiment and embedder else None
 
 
+def baseline_mb(resolved: ResolvedModel) -> float:
+    """About what a PyTorch baseline adds when it loads: its fp32 weights when they are on disk here,
+    else four times the OpenVINO IR's (INT8 or FP16 weights)."""
+    return weights_mb(resolved.torch_ref) or 4 * (weights_mb(resolved.ir_dir) or 0.0)
+
+
+class Tasks:
+    """A runner with some of its tasks replaced (the pose runner, its two tasks split)."""
+
+    def __init__(self, runner, **tasks):
+        self._runner, self._tasks = runner, tasks
+
+    def __getattr__(self, name: str):
+        return self._tasks[name] if name in self._tasks else getattr(self._runner, name)
+
+
+# ---------------------------------------------------------------------- the PyTorch worker's side
+# Called in the worker process (by name, from a `Recipe`): the same tasks, with no OpenVINO side.
+# The models resolve to the folders the app's process resolved (and built) already.
+
+
+def torch_translator(settings: Settings, spec: ModelSpec) -> Translator:
+    return Translator(DualModel(resolve(spec, settings), Runtime(settings, openvino=False)))
+
+
+def torch_classifier(settings: Settings, sentiment: ModelSpec, zero_shot: ModelSpec) -> Classifier:
+    runtime = Runtime(settings, openvino=False)
+    return Classifier(
+        DualModel(resolve(sentiment, settings), runtime), DualModel(resolve(zero_shot, settings), runtime)
+    )
+
+
+def torch_sd(settings: Settings, variants: tuple[ModelSpec, ...]) -> SDRunner:
+    from .sd import SDRunner
+
+    return SDRunner(variants, Runtime(settings, openvino=False), resolver=resolve)
+
+
+def torch_pose(settings: Settings, spec: ModelSpec) -> PoseRunner:
+    from .controlnet import PoseRunner
+
+    resolved = resolve(spec, settings)
+    return PoseRunner(resolved, Runtime(settings, openvino=False), lambda: pytorch_source(resolved, settings))
+
+
 def _failure(spec: ModelSpec, exc: BaseException) -> str:
     """A sentence for the tab's banner. The app's own ValueErrors are written for people and
     name no server path; any other exception is named by its type (the log has the rest)."""
@@ -85,13 +177,22 @@ def start(
 
     t0 = time.perf_counter()
     services = Services(settings, Runtime(settings))
+    limit = settings.memory_budget_mb or BUDGET_SHARE * memory_limit_mb()
+    services.budget = MemoryBudget(
+        limit, lambda: rss_mb() + ((services.worker.rss_mb() or 0.0) if services.worker else 0.0)
+    )
+    if settings.torch_worker:
+        services.worker = TorchWorker(
+            settings.threads, settings.worker_idle_s, on_stop=lambda: services.budget.forget(WORKER_HOLDER)
+        )
+    logger.info("memory budget %.0f MB", limit)
 
     def load_model(spec: ModelSpec) -> None:
-        # Compiles on the runtime's compile thread while the next models import and load.
-        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime, wait=False)
+        # One model at a time, so the memory each adds is its own (`CompileRecord.memory_mb`).
+        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
 
     def load_sd() -> None:
-        services.sd = SDRunner(sd_variants, services.runtime, resolver=resolve)
+        services.sd = SDRunner(sd_variants, services.runtime, resolver=resolve, budget=services.budget)
 
     def load_pose() -> None:
         resolved = resolve(pose, settings)

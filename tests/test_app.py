@@ -22,6 +22,7 @@ def test_translate(client, backend):
     assert isinstance(text, str)
     assert timing["backend"] == backend and timing["latency_ms"] > 0
     assert timing["model_source"] == "stand-in (random weights)" and timing["new_tokens"] <= 4
+    assert timing["memory_mb"] > 0  # what the model added to its process: the app's, or the PyTorch worker's
 
 
 @pytest.mark.parametrize("backend", ["OpenVINO", "PyTorch"])
@@ -65,3 +66,14 @@ def test_latency_line_compares_the_two_backends():
     assert "2.0× slower" in line and "truncated" in line
     zero_shot, _ = latency_line({**pt, "task": "zero-shot"}, history)
     assert "switch to OpenVINO" in zero_shot  # sentiment runs are not compared with zero-shot ones
+
+
+def test_latency_line_compares_memory_when_both_backends_know_theirs():
+    ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 4.0, "memory_mb": 90.0}
+    pt = {"backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 16.0, "memory_mb": 360.0}
+    line, history = latency_line(ov, {})
+    assert "OpenVINO INT8 4.0 ms**, 90 MB" in line
+    line, _ = latency_line(pt, history)
+    assert "PyTorch fp32 16.0 ms**, 360 MB" in line and "4.0× faster, 0.25× the memory" in line
+    line, _ = latency_line({**pt, "memory_mb": None}, history)
+    assert "the memory" not in line  # unknown on one side: no ratio

@@ -16,6 +16,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "leaves": (
         "pipelines.settings",
         "pipelines.protocol",
+        "pipelines.memory",
         "pipelines.registry",
         "pipelines.checks",
         "pipelines.images",
@@ -27,7 +28,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "parts": ("pipelines.pose",),
     "build": ("pipelines.standins", "pipelines.convert", "pipelines.controlnet_export", "pipelines.export"),
     "resolve": ("pipelines.resolve",),
-    "serving": ("pipelines.runtime", "pipelines.models", "pipelines.sd", "pipelines.controlnet"),
+    "serving": (
+        "pipelines.runtime",
+        "pipelines.models",
+        "pipelines.budget",
+        "pipelines.worker",
+        "pipelines.sd",
+        "pipelines.controlnet",
+    ),
     "tasks": ("pipelines.classification", "pipelines.translation"),
     "startup": ("pipelines.startup",),
     "consumers": ("ui", "app", "bench"),

@@ -208,6 +208,7 @@ def test_pose_endpoint(client, backend):
     assert Image.open(path).size == (64, 64)
     assert timing["backend"] == backend and timing["seed"] == 11 and timing["steps"] == 2
     assert timing["latency_ms"] > 0 and timing["step_ms"] > 0 and timing["model_source"]
+    assert timing["memory_mb"] > 0
 
 
 def test_detect_pose_endpoint(client, tmp_path):

@@ -160,6 +160,8 @@ def answer_in_steps(
     the generator (Stop, or the API's cancel) the cancel token is set and the task stops after
     its current step."""
     request, backend = _prepare(task, backend, inputs)
+    # gradio can close (cancel) a generator only once its first item is out: before that it has no handle on it.
+    yield (gr.skip(),) * skips
     cancel, steps, outcome = threading.Event(), queue.Queue(), {}
 
     def work() -> None:

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import gradio as gr
 
+from pipelines.memory import rss_mb
 from pipelines.startup import Services
 
 from .common import without_paths
@@ -18,6 +19,26 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "not installed"
+
+
+def _worker_state(services: Services) -> str:
+    worker = services.worker
+    if worker is None:
+        return "in this process (`OVDEMO_TORCH_WORKER=0`)"
+    if (rss := worker.rss_mb()) is not None:
+        return f"worker process running, {rss:.0f} MB; it exits after {worker.idle_s:.0f} s without a request"
+    return "worker process not running (it starts on the first PyTorch request)"
+
+
+def _budget_state(services: Services) -> str:
+    budget = services.budget
+    if budget is None:
+        return "memory budget: none"
+    optional = ", ".join(budget.holding()) or "none"
+    return (
+        f"memory budget: {budget.limit_mb:.0f} MB, {budget.used_mb():.0f} MB in use; optional models loaded "
+        f"(released least recently used first when the room is needed): {optional}"
+    )
 
 
 def system_report(services: Services) -> str:
@@ -39,6 +60,11 @@ def system_report(services: Services) -> str:
         f"- PyTorch threads: {settings.threads}",
         f"- time to ready: {services.ready_s:.1f} s",
         "",
+        "### Memory (resident)",
+        f"- this process (OpenVINO): {rss_mb():.0f} MB",
+        f"- PyTorch: {_worker_state(services)}",
+        f"- {_budget_state(services)}",
+        "",
         "### Models",
         "| model | source | quantization | PyTorch baseline from |",
         "|---|---|---|---|",
@@ -53,13 +79,14 @@ def system_report(services: Services) -> str:
     lines += [
         "",
         "### Compiled (at startup, or on first selection)",
-        "| OpenVINO model | load s | compile s | model cache |",
-        "|---|---|---|---|",
+        "| OpenVINO model | load s | compile s | model cache | memory added |",
+        "|---|---|---|---|---|",
     ]
     for name, record in runtime.records.items():
         cache = {None: "off", True: "hit", False: "miss"}[record.cache_hit]
         cache += f" ({record.note})" if record.note else ""
-        lines.append(f"| {name} | {record.load_s:.2f} | {record.compile_s:.2f} | {cache} |")
+        memory = "-" if record.memory_mb is None else f"{record.memory_mb:.0f} MB"
+        lines.append(f"| {name} | {record.load_s:.2f} | {record.compile_s:.2f} | {cache} | {memory} |")
     lines += ["", "### Versions", "| package | version |", "|---|---|"]
     lines += [f"| {p} | {_version(p)} |" for p in PACKAGES]
     return "\n".join(lines)

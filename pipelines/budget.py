@@ -1,0 +1,103 @@
+"""A memory budget the app never crosses by its own choice.
+
+The startup models are always there. What a visitor can add on top (another SD variant, the
+PyTorch worker with its baselines) is *optional*: before one loads, the budget makes room by
+releasing the least recently used optional ones (dropping a variant, stopping the worker); if
+that is still not enough, the request gets a sentence instead of the app running out of memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def weights_mb(folder: str | Path | None) -> float | None:
+    """Megabytes of weights in a local folder (what loading them in fp32 costs, about); None if not local."""
+    if folder is None or not Path(folder).is_dir():
+        return None
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in WEIGHT_SUFFIXES) / 2**20
+
+
+def _return_freed_memory() -> None:
+    """Collect, then ask glibc to hand freed pages back to the system, so resident memory really drops."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@dataclass
+class Holder:
+    name: str
+    release: Callable[[], None]
+    size_mb: Callable[[], float]
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class MemoryBudget:
+    """`limit_mb` for the app's resident memory (this process and the PyTorch worker, as `used()` measures)."""
+
+    def __init__(self, limit_mb: float, used: Callable[[], float]):
+        self.limit_mb = limit_mb
+        self._used = used
+        self._holders: dict[str, Holder] = {}
+        self._lock = threading.RLock()
+
+    def used_mb(self) -> float:
+        return self._used()
+
+    def holding(self) -> list[str]:
+        """The optional models loaded now, least recently used first."""
+        with self._lock:
+            return [h.name for h in sorted(self._holders.values(), key=lambda h: h.last_used)]
+
+    def hold(self, name: str, release: Callable[[], None], size_mb: Callable[[], float]) -> None:
+        """`name` is loaded and optional: `release()` frees about `size_mb()` when the room is needed.
+        Holding it again marks it used now."""
+        with self._lock:
+            holder = self._holders.get(name)
+            if holder is None:
+                self._holders[name] = Holder(name, release, size_mb)
+            else:
+                holder.last_used = time.monotonic()
+
+    def forget(self, name: str) -> None:
+        """`name` went away by itself (the worker exited when idle)."""
+        with self._lock:
+            self._holders.pop(name, None)
+
+    def make_room(self, need_mb: float, what: str, keep: str | None = None) -> None:
+        """Release least recently used optional models until `need_mb` more fits; ValueError if it cannot.
+        `keep` is never released (the model asking, when it is already partly loaded)."""
+        with self._lock:
+            candidates = sorted((h for h in self._holders.values() if h.name != keep), key=lambda h: h.last_used)
+            used = self._used()
+            if used - sum(h.size_mb() for h in candidates) + need_mb > self.limit_mb:  # nothing released in vain
+                raise ValueError(
+                    f"{what} needs about {need_mb / 1024:.1f} GB more memory, which does not fit in this server's "
+                    f"budget of {self.limit_mb / 1024:.1f} GB ({used / 1024:.1f} GB in use, most of it by the "
+                    "models every tab needs). Use the OpenVINO backend."
+                )
+            while candidates and (used := self._used()) + need_mb > self.limit_mb:
+                victim = candidates.pop(0)
+                del self._holders[victim.name]
+                logger.info(
+                    "memory budget: releasing %s (%.0f MB in use, %.0f MB needed, budget %.0f MB)",
+                    victim.name,
+                    used,
+                    need_mb,
+                    self.limit_mb,
+                )
+                victim.release()
+                _return_freed_memory()

@@ -1,0 +1,62 @@
+"""The memory budget: the least recently used optional model goes first; what cannot fit is refused with a
+sentence, and nothing is released in vain."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.budget import MemoryBudget, weights_mb
+from pipelines.protocol import ask
+
+STARTUP_MB = 1000.0
+
+
+def three_models(limit_mb: float):
+    """A budget over a startup set of 1000 MB and three optional models of 300 MB, held in the order a, b, c."""
+    loaded = {"a": 300.0, "b": 300.0, "c": 300.0}
+    released: list[str] = []
+    budget = MemoryBudget(limit_mb, lambda: STARTUP_MB + sum(loaded.values()))
+    for name in list(loaded):
+        budget.hold(name, lambda name=name: released.append(name) or loaded.pop(name), lambda name=name: loaded[name])
+    return budget, loaded, released
+
+
+def test_the_least_recently_used_optional_model_goes_first():
+    budget, loaded, released = three_models(limit_mb=2000.0)  # 1900 MB in use
+    budget.hold("a", lambda: None, lambda: 0.0)  # a used again: b is now the least recently used
+    assert budget.holding() == ["b", "c", "a"]
+    budget.make_room(300.0, "Model d")  # 1900 + 300 > 2000: b goes, 1600 + 300 fits
+    assert released == ["b"] and set(loaded) == {"a", "c"}
+    budget.make_room(50.0, "Model e")  # fits already: nothing goes
+    assert released == ["b"]
+
+
+def test_what_cannot_fit_is_refused_with_a_sentence_and_nothing_is_released_in_vain():
+    budget, loaded, released = three_models(limit_mb=2000.0)
+    with pytest.raises(ValueError, match=r"needs about 2\.0 GB more memory, which does not fit .* budget of 2\.0 GB"):
+        budget.make_room(2048.0, "Model f")  # even with a, b and c gone: 1000 + 2048 > 2000
+    assert released == [] and len(loaded) == 3
+
+
+def test_the_model_asking_is_never_released_for_itself():
+    budget, _, released = three_models(limit_mb=1950.0)
+    budget.make_room(200.0, "More of c", keep="c")
+    assert "c" not in released and released == ["a"]
+
+
+def test_weights_are_measured_from_local_folders_only(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 2**20)
+    (tmp_path / "notes.txt").write_bytes(b"\0" * 2**20)
+    assert weights_mb(tmp_path) == 1.0
+    assert weights_mb("owner/a-hub-repo") is None and weights_mb(None) is None
+
+
+def test_the_app_refuses_a_baseline_that_does_not_fit_and_keeps_serving(services, monkeypatch):
+    """A budget no larger than what the startup models use: a PyTorch baseline that is not loaded yet is refused."""
+    services.worker.stop("the test starts from none")
+    monkeypatch.setattr(services.budget, "limit_mb", services.budget.used_mb() + 1.0)
+    translator = services.served("translator")
+    with pytest.raises(ValueError, match="does not fit in this server's budget"):
+        ask(translator, "PyTorch", "Where is the station?", "German", 2)
+    assert not services.worker.running
+    assert ask(translator, "OpenVINO", "Where is the station?", "German", 2).timing["new_tokens"] <= 2
