@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+_uses = itertools.count()
+"""Orders holders by last use."""
 
 
 def weights_mb(folder: str | Path | None) -> float | None:
@@ -42,7 +44,7 @@ class Holder:
     name: str
     release: Callable[[], None]
     size_mb: Callable[[], float]
-    last_used: float = field(default_factory=time.monotonic)
+    last_used: int = field(default_factory=lambda: next(_uses))
 
 
 class MemoryBudget:
@@ -70,25 +72,31 @@ class MemoryBudget:
             if holder is None:
                 self._holders[name] = Holder(name, release, size_mb)
             else:
-                holder.last_used = time.monotonic()
+                holder.last_used = next(_uses)
 
     def forget(self, name: str) -> None:
-        """`name` went away by itself (the worker exited when idle)."""
-        with self._lock:
-            self._holders.pop(name, None)
+        """`name` went away by itself (the worker exited when idle). Takes no lock: it is called from
+        under other locks (the worker's), and releasing from `make_room` takes those."""
+        self._holders.pop(name, None)
 
-    def make_room(self, need_mb: float, what: str, keep: str | None = None) -> None:
-        """Release least recently used optional models until `need_mb` more fits; ValueError if it cannot.
-        `keep` is never released (the model asking, when it is already partly loaded)."""
+    def make_room(
+        self, need_mb: float, what: str, keep: str | None = None, instead: str = "Use the OpenVINO backend."
+    ) -> None:
+        """Release least recently used optional models until `need_mb` more fits; ValueError (ending with
+        `instead`) if it cannot. `keep` is never released (the model asking, when it is partly loaded)."""
+
+        def refuse(used: float) -> ValueError:
+            return ValueError(
+                f"{what} needs about {need_mb / 1024:.1f} GB more memory, which does not fit in this server's "
+                f"budget of {self.limit_mb / 1024:.1f} GB ({used / 1024:.1f} GB in use, most of it by the "
+                f"models every tab needs). {instead}"
+            )
+
         with self._lock:
             candidates = sorted((h for h in self._holders.values() if h.name != keep), key=lambda h: h.last_used)
             used = self._used()
             if used - sum(h.size_mb() for h in candidates) + need_mb > self.limit_mb:  # nothing released in vain
-                raise ValueError(
-                    f"{what} needs about {need_mb / 1024:.1f} GB more memory, which does not fit in this server's "
-                    f"budget of {self.limit_mb / 1024:.1f} GB ({used / 1024:.1f} GB in use, most of it by the "
-                    "models every tab needs). Use the OpenVINO backend."
-                )
+                raise refuse(used)
             while candidates and (used := self._used()) + need_mb > self.limit_mb:
                 victim = candidates.pop(0)
                 del self._holders[victim.name]
@@ -101,3 +109,5 @@ class MemoryBudget:
                 )
                 victim.release()
                 _return_freed_memory()
+            if (used := self._used()) + need_mb > self.limit_mb:  # what was released freed less than it held
+                raise refuse(used)

@@ -2,8 +2,9 @@
 
 A model's memory is the growth of its process's resident set (RSS) while it loaded and
 compiled, measured in the process that holds it: the OpenVINO models in the app's process,
-the PyTorch baselines in the worker's. Loads run one at a time in each process, so the
-growth is that model's.
+the PyTorch baselines in the worker's (which imports its libraries before any model). It is
+an estimate: loads run one at a time in each process, but other requests of the same process
+may allocate meanwhile, and memory freed earlier may be reused.
 """
 
 from __future__ import annotations

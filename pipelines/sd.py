@@ -214,6 +214,8 @@ class SDRunner:
         return self._compiled(self.check_variant(variant))
 
     def _compiled(self, variant: str) -> SDVariant:
+        if (loaded := self.variants.get(variant)) is not None:  # no waiting for another variant's compile
+            return loaded
         with self._load_lock:
             if variant in self.variants:
                 return self.variants[variant]
@@ -226,7 +228,7 @@ class SDRunner:
             optional = self.budget is not None and variant != self.default
             need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)  # the IR read, and the plugin's copy of the weights
             if optional:
-                self.budget.make_room(need, f"The {variant} variant")
+                self.budget.make_room(need, f"The {variant} variant", instead=f"Use the {self.default} variant.")
             try:
                 self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
             except Exception as exc:
@@ -238,7 +240,9 @@ class SDRunner:
 
     def _hold(self, variant: str) -> None:
         """`variant` is optional and used now: the budget may drop it (it compiles again when next asked for)."""
-        loaded = self.variants[variant]
+        loaded = self.variants.get(variant)
+        if loaded is None:  # released in the meantime
+            return
         size = lambda: self.runtime.memory_mb(loaded.spec.key) or 0.0
         self.budget.hold(f"the {variant} SD variant", lambda: self.variants.pop(variant, None), size)
 

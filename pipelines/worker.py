@@ -10,7 +10,7 @@ progress and the `Result`, its timing measured inside the worker. So:
   `idle_s` without a request, or when the memory budget needs the room);
 - PyTorch's OpenMP threads spin in their own process, not on the next OpenVINO request;
 - if the worker dies (out of memory, a crash) the request gets a sentence, the next PyTorch
-  request starts a new worker, and the OpenVINO side never notices.
+  request starts a new worker, and OpenVINO requests are served as before.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def serve(conn, threads: int) -> None:
     a time, until told to stop. A reader thread takes "cancel" at any time."""
     import queue
 
+    import diffusers  # noqa: F401 - imported up front, so no baseline's memory counts the libraries
     import torch
+    import transformers  # noqa: F401
 
     torch.set_num_threads(threads)
     cancel, requests = threading.Event(), queue.Queue()
@@ -72,11 +74,15 @@ def serve(conn, threads: int) -> None:
         while True:
             try:
                 message = conn.recv()
-            except (EOFError, OSError):  # the app is gone
+            except (EOFError, OSError):  # the app is gone: stop what runs, then exit
                 message = None
             if message == "cancel":
                 cancel.set()
                 continue
+            if message is None:
+                cancel.set()
+            else:
+                cancel.clear()  # here, in order: a "cancel" sent right after this request still counts
             requests.put(message)
             if message is None:
                 return
@@ -85,7 +91,6 @@ def serve(conn, threads: int) -> None:
     built: dict[tuple, Any] = {}
     while (message := requests.get()) is not None:
         recipe, request = message
-        cancel.clear()
         try:
             if recipe.key not in built:
                 builder = getattr(importlib.import_module(recipe.module), recipe.function)
@@ -129,8 +134,8 @@ class TorchWorker:
         return self._process.pid if self.running else None
 
     def has(self, recipe: Recipe) -> bool:
-        """Whether the running worker has built this recipe's task already."""
-        return self.running and recipe.key in self._built
+        """Whether the running worker has answered this recipe's task already (its baseline is loaded)."""
+        return self.running and (recipe.key, recipe.attribute) in self._built
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory, MB; None when it is not running."""
@@ -148,13 +153,22 @@ class TorchWorker:
         parent, child = multiprocessing.Pipe()
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
         # A fresh interpreter that imports only what the tasks need (not the app, not gradio).
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.worker", str(child.fileno()), str(self.threads)],
-            pass_fds=(child.fileno(),),
-            env=env,
-            cwd=PROJECT,
-        )
-        child.close()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.worker", str(child.fileno()), str(self.threads)],
+                pass_fds=(child.fileno(),),
+                env=env,
+                cwd=PROJECT,
+            )
+        except OSError as exc:
+            parent.close()
+            logger.exception("the PyTorch worker could not be started")
+            raise WorkerStopped(
+                f"The PyTorch process could not be started ({type(exc).__name__}); the server log says why. "
+                "The OpenVINO backend is not affected."
+            ) from exc
+        finally:
+            child.close()
         self._conn, self._built = parent, set()
         self.starts += 1
         logger.info("started the PyTorch worker (pid %d, %d threads)", self._process.pid, self.threads)
@@ -182,7 +196,7 @@ class TorchWorker:
             process.wait(timeout=10)
         conn.close()
         logger.info("stopped the PyTorch worker (%s)", why)
-        self._on_stop()
+        self._on_stop()  # must not wait for a lock: it runs under this worker's
 
     def _exit_when_idle(self) -> None:
         while True:
@@ -227,8 +241,8 @@ class TorchWorker:
                         if on_step is not None:
                             on_step(*payload)
                         continue
-                    self._built.add(recipe.key)
                     if kind == "result":
+                        self._built.add((recipe.key, recipe.attribute))
                         return payload[0]
                     if kind == "cancelled":
                         raise Cancelled(*payload)
@@ -242,8 +256,8 @@ class TorchWorker:
                 self._stop("it ended during a request")
                 raise WorkerStopped(
                     f"The PyTorch process stopped during this request (exit code {code}"
-                    f"{', out of memory?' if code in (-9, 137) else ''}). Run it again to start a new one; "
-                    "the OpenVINO backend is not affected."
+                    f"{', out of memory?' if code in (-9, 137) else ''}); the server log says why, and the next "
+                    "PyTorch request starts a new one. The OpenVINO backend is not affected."
                 ) from None
             finally:
                 self._last_used = time.monotonic()
@@ -305,14 +319,15 @@ class Split:
         if self._budget is not None and not self._worker.has(self._recipe):
             need = self._need_mb(request) + (0.0 if self._worker.running else WORKER_BASE_MB)
             self._budget.make_room(need, "The PyTorch baseline", keep=WORKER_HOLDER)
-        result = self._worker.run(self._recipe, request, on_step, cancel)
-        if self._budget is not None:
-            self._budget.hold(
-                WORKER_HOLDER,
-                lambda: self._worker.stop("the memory budget needs the room"),
-                lambda: self._worker.rss_mb() or 0.0,
-            )
-        return result
+        try:
+            return self._worker.run(self._recipe, request, on_step, cancel)
+        finally:  # whatever it loaded stays until released, even when this request failed or stopped
+            if self._budget is not None and self._worker.running:
+                self._budget.hold(
+                    WORKER_HOLDER,
+                    lambda: self._worker.stop("the memory budget needs the room"),
+                    lambda: self._worker.rss_mb() or 0.0,
+                )
 
 
 if __name__ == "__main__":  # the worker process: `python -m pipelines.worker FD THREADS`

@@ -29,7 +29,7 @@ def test_the_worker_starts_on_the_first_pytorch_request_and_answers_as_in_proces
     local = ask(services.translator, "PyTorch", TEXT, "German", 6, 6)  # the same task, in this process
     assert remote.output == local.output
     assert remote.timing["new_tokens"] == local.timing["new_tokens"] == 6
-    assert remote.timing["memory_mb"] > 0 and worker.rss_mb() > remote.timing["memory_mb"]
+    assert remote.timing["memory_mb"] > 0 and worker.rss_mb() > 100  # a process with torch imported
     assert translator.first_use(None, Backend.PYTORCH) is None  # loaded: no notice
     openvino = ask(translator, "OpenVINO", TEXT, "German", 6, 6)  # never goes to the worker
     assert openvino.timing["memory_mb"] > 0 and openvino.timing["backend"] == "OpenVINO"
