@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
-from .memory import memory_limit_mb, rss_mb
-from .models import DualModel
+from .memory import Growth, memory_limit_mb, rss_mb
+from .models import DualModel, serving_class
 from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
 from .resolve import ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
@@ -186,6 +186,13 @@ def start(
             settings.threads, settings.worker_idle_s, on_stop=lambda: services.budget.forget(WORKER_HOLDER)
         )
     logger.info("memory budget %.0f MB", limit)
+    with Growth() as libraries:  # before any model, so that no model's memory counts them
+        from transformers import AutoTokenizer  # noqa: F401
+
+        for spec in specs:
+            serving_class(spec.task)  # optimum's model classes and what they import
+        services.runtime.core  # noqa: B018 - OpenVINO's Core and its CPU plugin
+    logger.info("libraries imported: %.0f MB resident", libraries.mb)
 
     def load_model(spec: ModelSpec) -> None:
         # One model at a time, so the memory each adds is its own (`CompileRecord.memory_mb`).
