@@ -175,11 +175,9 @@ class DualModel(BackendPair):
     """A transformers model: the OpenVINO IR (optimum-intel's class) compiled now, the PyTorch
     original on demand, and the tokenizer both share."""
 
-    def __init__(self, resolved: ResolvedModel, runtime: Runtime, wait: bool = True):
-        """`wait=False` leaves the OpenVINO compile running on the runtime's compile thread while
-        the tokenizer loads and the caller goes on; `runtime.finish()` waits for it."""
+    def __init__(self, resolved: ResolvedModel, runtime: Runtime):
         spec = resolved.spec
-        ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile(), wait=wait)
+        ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile())
         baseline: LazyBaseline = LazyBaseline(spec.key, runtime.settings.threads)
         super().__init__(resolved, ov, baseline, self._load_torch, ov_memory=lambda: runtime.memory_mb(spec.key))
 

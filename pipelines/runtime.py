@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,9 +25,8 @@ class CompileRecord:
     """True when every compiled part came from the model cache; None when caching is off."""
     note: str = ""
     """Why part of the model compiles without the cache, when it does (then `cache_hit` is False)."""
-    memory_mb: float | None = None
-    """How much the app's resident memory grew while the model loaded and compiled (None: compiled
-    alongside other work, so its own share is unknown)."""
+    memory_mb: float = 0.0
+    """How much the app's resident memory grew while the model loaded and compiled."""
 
 
 def _cache_files(cache_dir: Path | None) -> set[tuple[str, int, int]]:
@@ -56,8 +54,6 @@ class Runtime:
         self.openvino = openvino
         self.records: dict[str, CompileRecord] = {}
         self.cache_dir = self._usable_cache_dir(settings.cache_dir)
-        self._compiler: ThreadPoolExecutor | None = None
-        self._pending: dict[str, Future] = {}
 
     @staticmethod
     def _usable_cache_dir(cache_dir: Path | None) -> Path | None:
@@ -101,48 +97,23 @@ class Runtime:
         """Available devices and their full names, e.g. {"CPU": "Intel(R) Xeon(R) ..."}."""
         return {d: self.core.get_property(d, "FULL_DEVICE_NAME") for d in self.core.available_devices}
 
-    def compile(self, name: str, load: Callable[[], object], compile: Callable[[object], None], wait: bool = True):
-        """Load a model with `load()`, compile it with `compile(model)`, and record both timings.
-
-        Compiles run one at a time on the runtime's compile thread. With `wait=False` the loaded
-        model is returned at once and compiles there while the caller goes on (OpenVINO releases
-        the GIL while compiling, so Python work such as importing libraries and loading tokenizers
-        overlaps it); `finish()` waits for those. A cache hit is read from the cache folder: a
-        compile that writes no new blob was served from it.
-        """
+    def compile(self, name: str, load: Callable[[], object], compile: Callable[[object], None]):
+        """Load a model with `load()`, compile it with `compile(model)`, record both timings and the
+        memory they added, and return the model (None for a runtime without OpenVINO). Compiles run one
+        at a time, so each model's memory is its own. A cache hit is read from the cache folder: a
+        compile that writes no new blob was served from it."""
         if not self.openvino:
             return None
         t0, rss0 = time.perf_counter(), rss_mb()
         model = load()
         load_s = time.perf_counter() - t0
-        if self._compiler is None:
-            self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ov-compile")
-        future = self._compiler.submit(self._compile, name, model, compile, load_s, rss0 if wait else None)
-        if wait:
-            future.result()
-        else:
-            self._pending[name] = future
-        return model
-
-    def memory_mb(self, *names: str) -> float | None:
-        """The memory the named compiles added, summed; None when any of them is unknown."""
-        found = [self.records[n].memory_mb if n in self.records else None for n in names]
-        return None if None in found else round(sum(found), 1)
-
-    def finish(self) -> dict[str, BaseException]:
-        """Wait for every compile started with `wait=False`; the errors, by model name."""
-        pending, self._pending = self._pending, {}
-        return {name: exc for name, future in pending.items() if (exc := future.exception()) is not None}
-
-    def _compile(self, name: str, model, compile: Callable[[object], None], load_s: float, rss0: float | None) -> None:
         before = _cache_files(self.cache_dir)
         t0 = time.perf_counter()
         compile(model)
         compile_s = time.perf_counter() - t0
         note = getattr(model, "uncached", "") if self.cache_dir is not None else ""
         hit = None if self.cache_dir is None else not (_cache_files(self.cache_dir) - before) and not note
-        memory = None if rss0 is None else max(0.0, rss_mb() - rss0)
-        record = CompileRecord(name, load_s, compile_s, hit, note, memory)
+        record = CompileRecord(name, load_s, compile_s, hit, note, round(max(0.0, rss_mb() - rss0), 1))
         self.records[name] = record
         logger.info(
             "compiled %s on %s in %.2f s (load %.2f s, cache %s%s)",
@@ -153,3 +124,9 @@ class Runtime:
             {None: "off", True: "hit", False: "miss"}[hit],
             f": {note}" if note else "",
         )
+        return model
+
+    def memory_mb(self, *names: str) -> float | None:
+        """The memory the named compiles added, summed; None when any of them is unknown."""
+        found = [self.records[n].memory_mb if n in self.records else None for n in names]
+        return None if None in found else round(sum(found), 1)

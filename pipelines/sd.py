@@ -225,23 +225,26 @@ class SDRunner:
                 resolved = self._resolver(spec, self.settings)
             except Exception as exc:
                 raise self._failed(variant, exc) from exc
-            optional = self.budget is not None and variant != self.default
-            need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)  # the IR read, and the plugin's copy of the weights
-            if optional:
+            if self._optional(variant):  # about the IR read, and the plugin's copy of the weights
+                need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)
                 self.budget.make_room(need, f"The {variant} variant", instead=f"Use the {self.default} variant.")
             try:
                 self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
             except Exception as exc:
                 raise self._failed(variant, exc) from exc
             self.failures.pop(variant, None)
-            if optional:
-                self._hold(variant)
+            self._hold(variant)
             return self.variants[variant]
 
+    def _optional(self, variant: str) -> bool:
+        """Whether the budget may drop `variant` (every one but the default, when there is a budget)."""
+        return self.budget is not None and variant != self.default
+
     def _hold(self, variant: str) -> None:
-        """`variant` is optional and used now: the budget may drop it (it compiles again when next asked for)."""
+        """Mark an optional `variant` used now: the budget drops the least recently used first (a dropped
+        variant compiles again when next asked for)."""
         loaded = self.variants.get(variant)
-        if loaded is None:  # released in the meantime
+        if not self._optional(variant) or loaded is None:  # not optional, or released in the meantime
             return
         size = lambda: self.runtime.memory_mb(loaded.spec.key) or 0.0
         self.budget.hold(f"the {variant} SD variant", lambda: self.variants.pop(variant, None), size)
@@ -298,8 +301,7 @@ class SDRunner:
         asked = request.diffusion
         # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
         variant = self._compiled(request.variant)
-        if self.budget is not None and request.variant != self.default:
-            self._hold(request.variant)
+        self._hold(request.variant)
         pipe = variant.model(backend)
         tokenizer = variant.tokenizer
         truncated = prompt_is_truncated(tokenizer, asked.prompt) or (

@@ -75,7 +75,7 @@ class Services:
             return split(task, recipe("torch_classifier", task.sentiment.spec, task.embedder.spec), need)
         if name == "sd":
             specs = tuple(task.specs.values())
-            need = lambda request: baseline_mb(task.load(request.variant).resolved)
+            need = lambda request: baseline_mb(task.default_variant.resolved)  # one checkpoint for every variant
             # The variant resolves (and compiles) here first, as for OpenVINO: the worker then finds it built.
             return split(task, recipe("torch_sd", specs), need, before=lambda request: task.load(request.variant))
         if name == "pose":
@@ -215,11 +215,6 @@ def start(
         except Exception as exc:  # one broken model must not take the app down
             logger.exception("[%d/%d] %s failed to load", i, len(steps), spec.title)
             services.failures[spec.key] = _failure(spec, exc)
-    for key, exc in services.runtime.finish().items():  # every compile done before the first request
-        spec = next(s for s in specs if s.key == key)
-        logger.error("%s failed to compile", spec.title, exc_info=exc)
-        services.models.pop(key, None)
-        services.failures[key] = _failure(spec, exc)
     services.ready_s = time.perf_counter() - t0
     logger.info("ready in %.1f s (%d failed)", services.ready_s, len(services.failures))
     return services

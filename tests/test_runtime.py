@@ -89,14 +89,16 @@ def test_t5_decoder_skips_the_cache_and_says_why(services, settings, tmp_path):
     assert record.cache_hit is False and record.note == DECODER_UNCACHED
 
 
-def test_compiles_started_without_waiting_report_errors_by_name(settings):
+def test_a_compile_records_its_time_and_the_memory_it_added(settings):
     runtime = Runtime(dataclasses.replace(settings, cache_dir=None))
     done = []
-    runtime.compile("good", lambda: "model", done.append, wait=False)
-    runtime.compile("bad", lambda: "model", lambda model: 1 / 0, wait=False)
-    errors = runtime.finish()
-    assert done == ["model"] and set(errors) == {"bad"} and isinstance(errors["bad"], ZeroDivisionError)
-    assert set(runtime.records) == {"good"} and runtime.finish() == {}
+    assert runtime.compile("good", lambda: "model", done.append) == "model"
+    with pytest.raises(ZeroDivisionError):
+        runtime.compile("bad", lambda: "model", lambda model: 1 / 0)
+    assert done == ["model"] and set(runtime.records) == {"good"}
+    assert runtime.records["good"].memory_mb >= 0 and runtime.memory_mb("good") == runtime.records["good"].memory_mb
+    assert runtime.memory_mb("good", "never compiled") is None
+    assert Runtime(settings, openvino=False).compile("x", lambda: 1 / 0, done.append) is None  # the worker's
 
 
 def test_controlnet_ov_repo_setting(settings):
