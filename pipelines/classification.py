@@ -4,7 +4,8 @@ Zero-shot compares the text's sentence embedding with one embedding per label,
 written into a hypothesis ("This text is about {label}."). Cosine similarities
 become scores with a softmax at scale 20, the temperature all-MiniLM-L6-v2 was
 trained with (MultipleNegativesRankingLoss), so scores sum to 1 over the labels.
-Inputs are padded to the registry's static shape, identical for both backends.
+Inputs are padded to the registry's static shape, identical for both backends; both take and
+return numpy arrays (see `models`).
 """
 
 from __future__ import annotations
@@ -102,31 +103,17 @@ class Classifier:
             latency_ms = (time.perf_counter() - start) * 1000
         return Result(scores, dual.timing(backend, latency_ms, task=request.mode, truncated=truncated))
 
-    @staticmethod
-    def _encode(dual: DualModel, text: str):
-        seq_len = dual.spec.static_shape[1]
-        enc = dual.tokenizer(text, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
-        truncated = len(dual.tokenizer(text).input_ids) > seq_len
-        return enc, truncated
-
     def _sentiment(self, model, text: str) -> tuple[dict[str, float], bool]:
-        import torch
-
-        enc, truncated = self._encode(self.sentiment, text)
-        with torch.inference_mode():
-            logits = model(**enc).logits[0].float().numpy()
-        probs = _softmax(logits)
-        id2label = model.config.id2label
-        return {id2label[i]: float(p) for i, p in enumerate(probs)}, truncated
+        inputs, truncated = self.sentiment.tokenizer(text)
+        probs = _softmax(model(**inputs)["logits"][0])
+        id2label = self.sentiment.config["id2label"]
+        return {id2label[str(i)]: float(p) for i, p in enumerate(probs)}, truncated
 
     def _embed(self, model, text: str) -> tuple[np.ndarray, bool]:
         """Mean-pooled, L2-normalised sentence embedding (sentence-transformers' recipe)."""
-        import torch
-
-        enc, truncated = self._encode(self.embedder, text)
-        with torch.inference_mode():
-            hidden = model(**enc).last_hidden_state[0].float().numpy()
-        mask = enc.attention_mask[0].numpy()[:, None].astype(np.float32)
+        inputs, truncated = self.embedder.tokenizer(text)
+        hidden = model(**inputs)["last_hidden_state"][0]
+        mask = inputs["attention_mask"][0][:, None].astype(np.float32)
         pooled = (hidden * mask).sum(0) / max(mask.sum(), 1.0)
         return pooled / max(np.linalg.norm(pooled), 1e-12), truncated
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from .diffusion import CFG_BATCH, CLIP_MAX_TOKENS, vae_scale_factor
 from .diffusion import native_size as checkpoint_size
 from .folders import MANIFEST, building, damaged_files, write_manifest
+from .registry import Task
+from .serving_files import write_serving_files
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +251,7 @@ def _convert_sd(source: str | Path, partial: Path, conversion: SDConversion, fp3
     if conversion.int8 or conversion.tome_ratio:
         _save(unet, unet_xml)
 
+    write_serving_files(partial, Task.TEXT_TO_IMAGE)
     manifest = {"source": str(source), **asdict(conversion), "calibration_samples": len(calibration)}
     if conversion.tome_ratio:
         manifest["static_shape"] = [conversion.height, conversion.width]

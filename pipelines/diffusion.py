@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+import numpy as np
+
 from .checks import check_unicode, whole_number
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 50, 20
@@ -76,6 +78,37 @@ class DiffusionRequest:
     def uses_guidance(self) -> bool:
         """Classifier-free guidance runs only above 1, as in diffusers."""
         return self.guidance_scale > 1.0
+
+
+def torch_randn(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """`torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))` in float32, without torch.
+
+    Written here because the OpenVINO process has no torch, and no other library draws torch's
+    numbers (OpenVINO GenAI's `TorchGenerator` calls torch). torch's CPU `normal_` for a float
+    tensor of 16 or more values: MT19937 seeded with `seed` (numpy's `RandomState` is the same
+    engine, seeded the same way) gives one 32-bit draw per value, whose low 24 bits make a uniform
+    u in [0, 1); then Box-Muller on each block of 16: values j and j + 8 come from u1 = 1 - u[j] and
+    u2 = u[j + 8]; a tail shorter than 16 recomputes the last 16 values from 16 new draws. Equal to
+    torch's to float rounding (torch's vectorised log/sin/cos; tests check 1e-6).
+    """
+    n = math.prod(shape)
+    if n < 16:
+        raise ValueError(f"torch_randn draws 16 values or more (torch takes another path below), got {n}.")
+    tail = 16 if n % 16 else 0
+    bits = np.random.RandomState(seed).randint(0, 2**32, size=n + tail, dtype=np.uint64)
+    uniform = (bits & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
+
+    def box_muller(blocks: np.ndarray) -> np.ndarray:  # (k, 16) uniforms -> (k, 16) normals
+        radius = np.sqrt(np.float32(-2.0) * np.log(np.float32(1.0) - blocks[:, :8]))
+        theta = np.float32(2.0 * math.pi) * blocks[:, 8:]
+        return np.concatenate([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+
+    values = uniform[:n].copy()
+    whole = n - n % 16
+    values[:whole] = box_muller(values[:whole].reshape(-1, 16)).ravel()
+    if tail:
+        values[n - 16 :] = box_muller(uniform[n:].reshape(1, 16)).ravel()
+    return values.reshape(shape)
 
 
 def torch_generator(seed: int):

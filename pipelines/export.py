@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .folders import MANIFEST, building, damaged_files, read_manifest, write_manifest
 from .registry import ModelSpec, Quantization, Task, ov_model_class
+from .serving_files import missing_serving_files, write_serving_files
 
 logger = logging.getLogger(__name__)
 # How weight-only INT8 is stored, recorded in the manifest of each text-model export.
@@ -65,6 +66,7 @@ def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:
         and not missing_ir_files(path)
         and not damaged_files(path)
         and not (spec and is_stale_export(path, spec))
+        and not (spec and missing_serving_files(path, spec.task))
     )
 
 
@@ -120,6 +122,7 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
     with building(out_dir) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
+        write_serving_files(partial, spec.task)
         manifest = {"source": str(source), "quantization": quantization.value}
         write_manifest(partial, manifest | ({"weights": weights} if weights else {}))
     return out_dir

@@ -1,20 +1,25 @@
 """One model on two backends: OpenVINO (compiled at startup) and PyTorch (loaded on first use).
 
-The OpenVINO classes of optimum-intel (and `OVT5Greedy`) keep the transformers
-`forward`/`generate` signatures, so the task code is written once and the backend is
-a swap of the model object.
+A text model takes and returns numpy arrays on both backends: `OVEncoder` (a compiled IR) or
+`OVT5Greedy` on OpenVINO, `TorchEncoder` or `TorchSeq2Seq` (transformers, in the PyTorch worker)
+on PyTorch, with one call signature, so the task code is written once and the backend is a swap
+of the model object. Both tokenize with `TextTokenizer` from the same `tokenizer.json`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
+
+import numpy as np
 
 from .memory import Growth
 from .protocol import Backend
-from .registry import Task, ov_model_class, torch_model_class
+from .registry import Task, torch_model_class
 from .resolve import ResolvedModel
 from .runtime import Runtime
 
@@ -162,28 +167,160 @@ def make_resident(value) -> None:
                 tensor.detach().reshape(-1)[:: max(1, 4096 // tensor.element_size())].sum()
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file of a model folder; {} when it is not there."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class TextTokenizer:
+    """A model's `tokenizer.json`, run by the `tokenizers` library (Rust, no torch): the engine
+    transformers' fast tokenizers run, configured as a transformers call with `truncation=True,
+    max_length=max_length` (and `padding="max_length"` when `pad`) would."""
+
+    def __init__(self, folder: Path, max_length: int, pad: bool = False):
+        from tokenizers import Tokenizer
+
+        config = read_json(Path(folder) / "tokenizer_config.json")
+        self._tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.no_padding()
+        if pad:
+            token = config.get("pad_token")
+            token = token.get("content") if isinstance(token, dict) else token
+            pad_id = self._tokenizer.token_to_id(token) if token else None
+            if pad_id is None:
+                raise ValueError(f"The tokenizer in {Path(folder).name} names no padding token.")
+            side = config.get("padding_side", "right")
+            self._tokenizer.enable_padding(direction=side, pad_id=pad_id, pad_token=token, length=max_length)
+        self.clean_up = bool(config.get("clean_up_tokenization_spaces", False))
+        self.max_length = max_length
+
+    def __call__(self, text: str) -> tuple[dict[str, np.ndarray], bool]:
+        """The model inputs of `text` (batch of one) and whether it was cut to `max_length` tokens."""
+        encoding = self._tokenizer.encode(text)
+        arrays = {
+            "input_ids": encoding.ids,
+            "attention_mask": encoding.attention_mask,
+            "token_type_ids": encoding.type_ids,
+        }
+        return {name: np.array([values], dtype=np.int64) for name, values in arrays.items()}, bool(encoding.overflowing)
+
+    def decode(self, ids) -> str:
+        """Text of `ids`, special tokens skipped, cleaned up as the model's transformers tokenizer does."""
+        text = self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+        if self.clean_up:  # transformers' `clean_up_tokenization`, for checkpoints that ask for it
+            for before, after in CLEAN_UP:
+                text = text.replace(before, after)
+        return text
+
+
+CLEAN_UP = (
+    (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
+    (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+)  # fmt: skip
+
+
+class OVEncoder:
+    """An encoder IR (`openvino_model.xml`: classification logits, or hidden states for embeddings),
+    compiled with one infer request, called with numpy arrays and returning numpy arrays by output
+    name (`logits`, `last_hidden_state`). Loads as `OVT5Greedy` does. The caller locks."""
+
+    def __init__(self, folder: Path, device: str, ov_config: dict[str, str]):
+        import openvino as ov
+
+        self.folder = Path(folder)
+        self.device, self.ov_config = device, ov_config
+        self._core = ov.Core()
+        self.model = self._core.read_model(self.folder / "openvino_model.xml")
+        self._request = None
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "CPU", ov_config: dict | None = None, compile: bool = True):
+        model = cls(folder, device, ov_config or {})
+        if compile:
+            model.compile()
+        return model
+
+    def reshape(self, *shape: int) -> None:
+        """Every input to `shape` (batch, sequence length)."""
+        self.model.reshape({port.get_any_name(): list(shape) for port in self.model.inputs})
+
+    def compile(self) -> None:
+        if self._request is None:
+            compiled = self._core.compile_model(self.model, self.device, self.ov_config)
+            self._inputs = {port.get_any_name() for port in compiled.inputs}
+            self._outputs = [port.get_any_name() for port in compiled.outputs]
+            self._request = compiled.create_infer_request()
+
+    def __call__(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+        self.compile()
+        # start_async + wait releases the GIL while the model runs.
+        self._request.start_async({name: arrays[name] for name in self._inputs}, share_inputs=True)
+        self._request.wait()
+        return {name: self._request.get_output_tensor(i).data.copy() for i, name in enumerate(self._outputs)}
+
+
+class TorchEncoder:
+    """A transformers encoder with `OVEncoder`'s numpy call (in the PyTorch worker)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.model(**{name: torch.from_numpy(value) for name, value in arrays.items()})
+        return {name: value.float().numpy() for name, value in outputs.items() if isinstance(value, torch.Tensor)}
+
+
+class TorchSeq2Seq:
+    """A transformers seq2seq model with `OVT5Greedy`'s numpy `generate` (in the PyTorch worker)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def generate(self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens,
+                do_sample=False,
+                num_beams=1,
+            )
+        return output.numpy()
+
+
 def serving_class(task: Task):
-    """The class that serves an exported IR folder: optimum's, except for T5's lean decode loop."""
+    """The class that serves an exported IR folder on OpenVINO."""
     if task is Task.TRANSLATION:
         from .t5_openvino import OVT5Greedy
 
         return OVT5Greedy
-    return ov_model_class(task)
+    return OVEncoder
 
 
 class DualModel(BackendPair):
-    """A transformers model: the OpenVINO IR (optimum-intel's class) compiled now, the PyTorch
-    original on demand, and the tokenizer both share."""
+    """A transformers model: its IR compiled now (`serving_class`), the PyTorch original on demand
+    (wrapped to take the same numpy inputs), and the tokenizer and labels both share, read from the
+    IR folder."""
 
     def __init__(self, resolved: ResolvedModel, runtime: Runtime):
         spec = resolved.spec
         ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile())
         baseline: LazyBaseline = LazyBaseline(spec.key, runtime.settings.threads)
         super().__init__(resolved, ov, baseline, self._load_torch, ov_memory=lambda: runtime.memory_mb(spec.key))
-
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(resolved.ir_dir)
+        if spec.static_shape:  # padded to the static length, on both backends
+            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.static_shape[1], pad=True)
+        else:
+            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.defaults.get("max_input_tokens", 512))
+        self.config = read_json(Path(resolved.ir_dir) / "config.json")
+        """The model's `config.json` (labels, special token ids), the same for both backends."""
 
     @staticmethod
     def _load_ov(resolved: ResolvedModel, runtime: Runtime):
@@ -212,4 +349,5 @@ class DualModel(BackendPair):
                 f"{self.resolved.baseline_label} ({type(exc).__name__}); use the OpenVINO backend, "
                 "or check the server's access to that checkpoint."
             ) from exc
-        return model.eval()
+        model = model.eval()
+        return TorchSeq2Seq(model) if self.spec.task is Task.TRANSLATION else TorchEncoder(model)

@@ -8,23 +8,42 @@ Order, first that works wins:
       weights; either is exported once into `home/` through the same code as (b).
 An unreachable Hub is detected with one short connection attempt, so (c) is reached
 in seconds.
+
+Building (exporting, quantizing, converting tokenizers, making a stand-in) imports torch,
+transformers and NNCF. The OpenVINO process never does it itself: it resolves with
+`build=False`, which finds finished folders only and raises `NotBuilt` otherwise, and
+`pipelines.prepare` then runs the build in a child process.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 from . import standins
 from .export import export, is_complete_ir_folder, is_ir_folder, missing_ir_files
-from .folders import building, is_built, write_manifest
-from .hub import hub_snapshot
+from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
+from .hub import hub_endpoint, hub_offline, hub_reachable, hub_snapshot
 from .registry import ModelSpec, Task
+from .serving_files import missing_serving_files, write_serving_files
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+_may_build: contextvars.ContextVar[bool] = contextvars.ContextVar("may_build", default=True)
+
+
+class NotBuilt(Exception):
+    """`resolve(..., build=False)` found no finished folder: `spec` must be built first."""
+
+
+def _build(what: str) -> None:
+    """Before any build step: refuse it when resolving with `build=False`."""
+    if not _may_build.get():
+        raise NotBuilt(what)
 
 
 class Source(str, Enum):
@@ -77,7 +96,8 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
             f"folder there, or remove it to let the app fetch {spec.torch_repo} instead."
         )
     baseline = folder / "pytorch"
-    return ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
+    resolved = ResolvedModel(spec, folder, str(baseline) if baseline.is_dir() else spec.torch_repo, Source.LOCAL)
+    return _servable(resolved, settings)
 
 
 def ov_repo(spec: ModelSpec, settings: Settings) -> str | None:
@@ -89,10 +109,13 @@ def ov_repo(spec: ModelSpec, settings: Settings) -> str | None:
 
 def _hub(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
     if (repo := ov_repo(spec, settings)) and (path := hub_snapshot(repo, settings)) is not None:
-        return ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, repo)
+        return _servable(ResolvedModel(spec, path, spec.torch_repo, Source.HUB_IR, repo), settings)
     exported = settings.home / "exported" / f"{spec.key}-{spec.quantization.value}"
     if is_complete_ir_folder(exported, spec):
         return ResolvedModel(spec, exported, spec.torch_repo, Source.HUB_EXPORTED, spec.torch_repo)
+    if not _may_build.get() and (hub_offline() or not hub_reachable(hub_endpoint(), settings.hub_timeout)):
+        return None  # nothing to export from: the offline models
+    _build(f"{spec.key}: export from {spec.torch_repo}")
     if (path := _torch_source(spec, settings)) is None:
         return None
     export(spec, path, exported)
@@ -123,11 +146,13 @@ def _offline(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     if spec.packaged and (weights := _packaged_path(spec.packaged)) is not None:
         folder = settings.home / "packaged" / f"{spec.key}-{spec.quantization.value}"
         if not is_complete_ir_folder(folder, spec):
+            _build(f"{spec.key}: export of the packaged weights")
             export(spec, weights, folder)
         return ResolvedModel(spec, folder, str(weights), Source.PACKAGED, f"Python package {spec.packaged}")
     weights = standin_weights(spec, settings)
     folder = settings.home / "standins" / settings.standin_size / spec.key / f"openvino-{spec.quantization.value}"
     if not is_complete_ir_folder(folder, spec):
+        _build(f"{spec.key}: export of the stand-in")
         export(spec, weights, folder)
     return ResolvedModel(spec, folder, str(weights), Source.STANDIN, _standin_detail(spec, settings))
 
@@ -137,6 +162,7 @@ def standin_weights(spec: ModelSpec, settings: Settings) -> Path:
     kept per builder: specs sharing one (the SD variants) share the checkpoint."""
     weights = settings.home / "standins" / settings.standin_size / "pytorch" / spec.standin
     if not is_built(weights):
+        _build(f"{spec.key}: the stand-in's weights")
         with building(weights) as partial:
             standins.build(spec.standin, settings.standin_size, partial)
             write_manifest(partial, {"standin": spec.standin, "size": settings.standin_size, "seed": standins.SEED})
@@ -162,8 +188,33 @@ def _packaged_path(package: str) -> Path | None:
     return None
 
 
-def resolve(spec: ModelSpec, settings: Settings) -> ResolvedModel:
-    """Find `spec`'s OpenVINO IR: local folder, then the Hub, then offline weights."""
-    found = _local(spec, settings) or _hub(spec, settings) or _offline(spec, settings)
+def _servable(resolved: ResolvedModel, settings: Settings) -> ResolvedModel:
+    """`resolved`, or (a folder not built here, which lacks files the OpenVINO process serves with, see
+    `serving_files`) a folder under `home/serving/` linking to its files, with the missing ones added."""
+    if not missing_serving_files(resolved.ir_dir, resolved.spec.task):
+        return resolved
+    mirror = settings.home / "serving" / resolved.spec.key
+    source = str(Path(resolved.ir_dir).resolve())
+    if not (is_built(mirror) and read_manifest(mirror).get("source") == source):
+        _build(f"{resolved.spec.key}: the files served without torch")
+        with building(mirror) as partial:
+            for path in sorted(Path(source).rglob("*")):
+                if path.is_file() and path.name != MANIFEST:
+                    link = partial / path.relative_to(source)
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(path.resolve(), link)
+            write_serving_files(partial, resolved.spec.task)
+            write_manifest(partial, {"source": source})
+    return replace(resolved, ir_dir=mirror)
+
+
+def resolve(spec: ModelSpec, settings: Settings, build: bool = True) -> ResolvedModel:
+    """Find `spec`'s OpenVINO IR: local folder, then the Hub, then offline weights. `build=False`:
+    finished folders only; `NotBuilt` when `spec` must be built first."""
+    token = _may_build.set(build)
+    try:
+        found = _local(spec, settings) or _hub(spec, settings) or _offline(spec, settings)
+    finally:
+        _may_build.reset(token)
     logger.info("%s <- %s (%s)", spec.key, found.describe(), found.ir_dir)
     return found

@@ -1,17 +1,18 @@
 """Stable Diffusion text-to-image on OpenVINO (three variants of one fine-tune) and PyTorch.
 
-The OpenVINO side is optimum-intel's `OVStableDiffusionPipeline`, reshaped to a static
-image size and compiled with the model cache; the PyTorch side is diffusers'
-`StableDiffusionPipeline` of the checkpoint the IRs were made from, loaded on first
-use. Both take the same `DiffusionRequest` (prompt, negative prompt, steps, guidance,
-seed) and the same scheduler class and config, and draw their initial latents from
-the same seeded CPU generator.
+The OpenVINO side is OpenVINO GenAI's `Text2ImagePipeline` (C++: tokenizer, text encoder,
+scheduler, UNet and VAE in OpenVINO, no torch in the app's process), reshaped to a static image
+size and compiled with the model cache; the PyTorch side is diffusers' `StableDiffusionPipeline`
+of the checkpoint the IRs were made from, loaded on first use in the PyTorch worker. Both take the
+same `DiffusionRequest` (prompt, negative prompt, steps, guidance, seed) and the same scheduler
+config, and draw their initial latents from the same seed: `torch.Generator` on PyTorch, the same
+numbers from `diffusion.torch_randn` (no torch) fed to GenAI through `SeededLatents` on OpenVINO.
 
-Guidance scale <= 1: diffusers then skips classifier-free guidance and calls the UNet
-with batch 1, while the static UNet was reshaped for the CFG batch of 2. Such requests
-are served, not refused: the batch is padded to 2 for the UNet call and the extra half
-is dropped (`_serve_batch_one`), so the result equals the dynamic pipeline's; that
-request costs the compute of a guided one on OpenVINO.
+Guidance scale <= 1: diffusers then skips classifier-free guidance and calls the UNet with batch 1,
+while the static UNet was reshaped for the CFG batch of 2. Such requests are served, not refused:
+OpenVINO runs guidance with the prompt as its own negative prompt, so both halves of the batch are
+the same and `uncond + g * (cond - uncond)` is the unguided prediction for any g. That request costs
+the compute of a guided one on OpenVINO.
 """
 
 from __future__ import annotations
@@ -21,20 +22,22 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .budget import MemoryBudget, weights_mb
 from .diffusion import (
-    CFG_BATCH,
+    CLIP_MAX_TOKENS,
+    DEFAULT_GUIDANCE,
     DiffusionRequest,
     StepTimer,
     make_scheduler,
     native_size,
-    prompt_is_truncated,
     torch_generator,
+    torch_randn,
 )
-from .models import BackendPair, LazyBaseline
-from .protocol import Backend, CancelToken, Result, StepCallback, Steps
+from .models import BackendPair, LazyBaseline, TextTokenizer
+from .protocol import Backend, Cancelled, CancelToken, Result, StepCallback, Steps
 from .registry import ModelSpec
 from .resolve import ResolvedModel, resolve
 from .runtime import Runtime
@@ -66,27 +69,6 @@ def image_size(resolved: ResolvedModel) -> tuple[int, int]:
     return tuple(resolved.spec.static_shape[-2:])
 
 
-def _serve_batch_one(unet, static_batch: int) -> None:
-    """Let the static-batch OpenVINO UNet serve a smaller batch: pad by repeating, crop the result."""
-    import torch
-
-    forward = unet.forward
-
-    def padded(sample, timestep, encoder_hidden_states, *args, **kwargs):
-        n = sample.shape[0]
-        if n == static_batch:
-            return forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
-        if static_batch % n:
-            raise ValueError(f"The UNet was compiled for batch {static_batch}; batch {n} cannot be padded to it.")
-        k = static_batch // n
-        out = forward(torch.cat([sample] * k), timestep, torch.cat([encoder_hidden_states] * k), *args, **kwargs)
-        for key in list(out.keys()):
-            out[key] = out[key][:n]
-        return out
-
-    unet.forward = padded
-
-
 def load_torch_pipeline(resolved: ResolvedModel):
     """diffusers' PyTorch fp32 pipeline of the checkpoint the IRs were made from."""
     import torch
@@ -114,28 +96,23 @@ class SDVariant(BackendPair):
     made from. The variants share one baseline (one checkpoint) and one lock (one set of cores)."""
 
     def __init__(self, resolved: ResolvedModel, runtime: Runtime, baseline: LazyBaseline, lock: threading.Lock):
-        from optimum.intel import OVStableDiffusionPipeline
-
         height, width = image_size(resolved)
 
         def load():
-            pipe = OVStableDiffusionPipeline.from_pretrained(
-                resolved.ir_dir,
-                device=runtime.settings.device,
-                ov_config=runtime.ov_config(),
-                compile=False,
-            )
-            pipe.reshape(batch_size=1, height=height, width=width, num_images_per_prompt=1)
+            import openvino_genai
+
+            pipe = openvino_genai.Text2ImagePipeline(resolved.ir_dir)
+            # One image, with classifier-free guidance (UNet batch 2): see the module's docstring.
+            pipe.reshape(1, height, width, DEFAULT_GUIDANCE)
             return pipe
 
-        pipe = runtime.compile(resolved.spec.key, load, lambda pipe: pipe.compile())
-        if pipe is not None:
-            _serve_batch_one(pipe.unet, CFG_BATCH)
+        settings = runtime.settings
+        pipe = runtime.compile(
+            resolved.spec.key, load, lambda pipe: pipe.compile(settings.device, **runtime.ov_config())
+        )
         # What both backends share, read from the IR folder (the files the OpenVINO pipeline reads too).
-        from transformers import CLIPTokenizer
-
         folder = Path(resolved.ir_dir)
-        self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        self.tokenizer = TextTokenizer(folder / "tokenizer", CLIP_MAX_TOKENS)
         self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         self.variant = resolved.spec.defaults.get("variant", resolved.spec.precision_label)
         super().__init__(
@@ -153,8 +130,13 @@ class SDVariant(BackendPair):
 
     @property
     def pipe(self):
-        """optimum-intel's compiled `OVStableDiffusionPipeline`."""
+        """OpenVINO GenAI's compiled `Text2ImagePipeline`."""
         return self.ov
+
+    def truncated(self, request: DiffusionRequest) -> bool:
+        """Whether CLIP cuts the prompt or the negative prompt (both backends cut to 77 tokens)."""
+        texts = (request.prompt, request.negative_prompt) if request.negative_prompt else (request.prompt,)
+        return any(self.tokenizer(text)[1] for text in texts)
 
 
 class SDRunner:
@@ -295,42 +277,18 @@ class SDRunner:
         cancel: CancelToken | None = None,
     ) -> Result:
         """One image for `request` on `backend`; stops after the current step once `cancel` is set."""
-        import torch
-
         backend = Backend.parse(backend)
         asked = request.diffusion
         # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
         variant = self._compiled(request.variant)
         self._hold(request.variant)
         pipe = variant.model(backend)
-        tokenizer = variant.tokenizer
-        truncated = prompt_is_truncated(tokenizer, asked.prompt) or (
-            bool(asked.negative_prompt) and prompt_is_truncated(tokenizer, asked.negative_prompt)
-        )
-        with variant.lock, torch.inference_mode():
-            # 2. The same scheduler class and config on both backends, fresh per request
-            pipe.scheduler = make_scheduler(variant.scheduler_config["_class_name"], variant.scheduler_config)
+        generate = _generate_openvino if backend is Backend.OPENVINO else _generate_pytorch
+        with variant.lock:
+            # 2. Denoise and decode, timed end to end
             timer, steps = StepTimer(), Steps(asked.steps, on_step, cancel)
-
-            def step_end(p, step, timestep, kwargs):
-                timer.step()
-                steps()
-                return kwargs
-
-            # 3. Denoise and decode, timed end to end
-            start = time.perf_counter()
-            timer.started = start
-            output = pipe(
-                prompt=asked.prompt,
-                negative_prompt=asked.negative_prompt or None,
-                num_inference_steps=asked.steps,
-                guidance_scale=asked.guidance_scale,
-                height=variant.height,
-                width=variant.width,
-                generator=torch_generator(asked.seed),
-                callback_on_step_end=step_end,
-                output_type="pil",
-            )
+            start = timer.started = time.perf_counter()
+            image = generate(pipe, variant, asked, timer, steps)
             latency_ms = (time.perf_counter() - start) * 1000
         timing = variant.timing(
             backend,
@@ -342,9 +300,85 @@ class SDRunner:
             guidance_scale=asked.guidance_scale,
             guidance="classifier-free" if asked.uses_guidance else "off (guidance scale <= 1)",
             size=f"{variant.width}x{variant.height}",
-            scheduler=type(pipe.scheduler).__name__,
-            truncated=truncated,
+            scheduler=variant.scheduler_config["_class_name"],
+            truncated=variant.truncated(asked),
             pytorch_from=variant.resolved.baseline_label,
             task="text-to-image",
         )
-        return Result(output.images[0], timing)
+        return Result(image, timing)
+
+
+@cache
+def _latents_class():
+    """`SeededLatents(seed)`: an OpenVINO GenAI generator whose initial latents are `torch_randn(seed)`."""
+    import openvino as ov
+    import openvino_genai
+
+    class SeededLatents(openvino_genai.Generator):
+        def __init__(self, seed: int):
+            super().__init__()
+            self._seed = seed
+
+        def next(self) -> float:
+            raise ValueError("SeededLatents gives whole latent tensors only (randn_tensor).")
+
+        def randn_tensor(self, shape):
+            return ov.Tensor(torch_randn(self._seed, tuple(shape)))
+
+    return SeededLatents
+
+
+def _generate_openvino(pipe, variant: SDVariant, asked: DiffusionRequest, timer: StepTimer, steps: Steps):
+    """One image on OpenVINO GenAI; its step callback returns True to stop (Stop pressed)."""
+    from PIL import Image
+
+    stopped: list[Cancelled] = []
+
+    def step_end(step: int, num_steps: int, latent) -> bool:
+        timer.step()
+        try:
+            steps()
+        except Cancelled as cancelled:
+            stopped.append(cancelled)
+        return bool(stopped)
+
+    # Guidance <= 1: the prompt as its own negative prompt (see the module's docstring).
+    negative = asked.negative_prompt if asked.uses_guidance else asked.prompt
+    images = pipe.generate(
+        asked.prompt,
+        negative_prompt=negative,
+        num_inference_steps=asked.steps,
+        guidance_scale=asked.guidance_scale if asked.uses_guidance else DEFAULT_GUIDANCE,
+        height=variant.height,
+        width=variant.width,
+        generator=_latents_class()(asked.seed),
+        callback=step_end,
+    )
+    if stopped:
+        raise stopped[0]
+    return Image.fromarray(images.data[0])
+
+
+def _generate_pytorch(pipe, variant: SDVariant, asked: DiffusionRequest, timer: StepTimer, steps: Steps):
+    """One image on diffusers, with a fresh scheduler of the IR's config."""
+    import torch
+
+    def step_end(p, step, timestep, kwargs):
+        timer.step()
+        steps()
+        return kwargs
+
+    with torch.inference_mode():
+        pipe.scheduler = make_scheduler(variant.scheduler_config["_class_name"], variant.scheduler_config)
+        output = pipe(
+            prompt=asked.prompt,
+            negative_prompt=asked.negative_prompt or None,
+            num_inference_steps=asked.steps,
+            guidance_scale=asked.guidance_scale,
+            height=variant.height,
+            width=variant.width,
+            generator=torch_generator(asked.seed),
+            callback_on_step_end=step_end,
+            output_type="pil",
+        )
+    return output.images[0]

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
 from .memory import Growth, memory_limit_mb, rss_mb
-from .models import DualModel, serving_class
+from .models import DualModel
+from .prepare import resolve_apart
 from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
 from .resolve import ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
@@ -187,22 +188,22 @@ def start(
         )
     logger.info("memory budget %.0f MB", limit)
     with Growth() as libraries:  # before any model, so that no model's memory counts them
-        from transformers import AutoTokenizer  # noqa: F401
+        import openvino_genai  # noqa: F401
+        import tokenizers  # noqa: F401
 
-        for spec in specs:
-            serving_class(spec.task)  # optimum's model classes and what they import
         services.runtime.core  # noqa: B018 - OpenVINO's Core and its CPU plugin
     logger.info("libraries imported: %.0f MB resident", libraries.mb)
 
+    # Models resolve here without building; one that must be built is built in a child process.
     def load_model(spec: ModelSpec) -> None:
         # One model at a time, so the memory each adds is its own (`CompileRecord.memory_mb`).
-        services.models[spec.key] = DualModel(resolve(spec, settings), services.runtime)
+        services.models[spec.key] = DualModel(resolve_apart(spec, settings), services.runtime)
 
     def load_sd() -> None:
-        services.sd = SDRunner(sd_variants, services.runtime, resolver=resolve, budget=services.budget)
+        services.sd = SDRunner(sd_variants, services.runtime, resolver=resolve_apart, budget=services.budget)
 
     def load_pose() -> None:
-        resolved = resolve(pose, settings)
+        resolved = resolve_apart(pose, settings)
         services.pose = PoseRunner(resolved, services.runtime, lambda: pytorch_source(resolved, settings))
 
     steps = [(spec, lambda spec=spec: load_model(spec)) for spec in specs]

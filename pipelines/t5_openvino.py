@@ -36,11 +36,12 @@ class OVT5Greedy:
     """
 
     def __init__(self, folder: Path, device: str, ov_config: dict[str, str]):
+        import json
+
         import openvino as ov
-        from transformers import AutoConfig
 
         self.folder = Path(folder)
-        self.config = AutoConfig.from_pretrained(self.folder)
+        self.config = json.loads((self.folder / "config.json").read_text())
         self.device, self.ov_config = device, ov_config
         self._core = ov.Core()
         self.encoder_model = self._core.read_model(self.folder / ENCODER)
@@ -123,9 +124,9 @@ class OVT5Greedy:
     ) -> np.ndarray:
         if do_sample or num_beams != 1:
             raise ValueError("OVT5Greedy decodes greedily: do_sample=False and num_beams=1 only.")
-        eos = self.config.eos_token_id
+        eos = self.config["eos_token_id"]
         self._start(input_ids, attention_mask)
-        tokens = [self.config.decoder_start_token_id]
+        tokens = [self.config["decoder_start_token_id"]]
         last = self._bind_decoder_input([[tokens[-1]]])  # the one-token input, rewritten in place each step
         for n in range(max_new_tokens):
             last[0, 0] = tokens[-1]

@@ -1,7 +1,7 @@
 """English -> French / German / Romanian with T5, on either backend.
 
-transformers 5 has no translation pipeline, so this is tokenizer + `generate()`,
-greedy, with the attention mask passed (the OpenVINO decoder needs it).
+Tokenizer (`TextTokenizer`) + greedy `generate()` on numpy arrays, on either backend
+(`OVT5Greedy` here, transformers' `generate` in the PyTorch worker).
 """
 
 from __future__ import annotations
@@ -59,34 +59,29 @@ class Translator:
 
     def run(self, request: TranslationRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
         """Translate; the output is the translated text (one generate call: no steps to stop between)."""
-        import torch
-
         backend = Backend.parse(backend)
         tokenizer, model = self.model.tokenizer, self.model.model(backend)
         prompt = LANGUAGES[request.target_language] + request.text.strip()
 
-        with self.model.lock, torch.inference_mode():
+        with self.model.lock:
             start = time.perf_counter()
-            full_length = len(tokenizer(prompt).input_ids)
-            inputs = tokenizer(prompt, truncation=True, max_length=self.max_input_tokens, return_tensors="pt")
+            inputs, truncated = tokenizer(prompt)  # cut to `max_input_tokens`
             output = model.generate(
-                input_ids=inputs.input_ids,
-                attention_mask=inputs.attention_mask,
+                inputs["input_ids"],
+                inputs["attention_mask"],
                 max_new_tokens=request.max_new_tokens,
                 min_new_tokens=request.min_new_tokens,
-                do_sample=False,
-                num_beams=1,
             )
-            translated = tokenizer.decode(output[0], skip_special_tokens=True)
+            translated = tokenizer.decode(output[0])
             latency_ms = (time.perf_counter() - start) * 1000
 
         new_tokens = int(output.shape[-1]) - 1  # minus the decoder start token
         timing = self.model.timing(
             backend,
             latency_ms,
-            input_tokens=int(inputs.input_ids.shape[-1]),
+            input_tokens=int(inputs["input_ids"].shape[-1]),
             new_tokens=new_tokens,
             tokens_per_s=round(new_tokens / (latency_ms / 1000), 1) if new_tokens else 0.0,
-            truncated=full_length > self.max_input_tokens,
+            truncated=truncated,
         )
         return Result(translated, timing)

@@ -23,11 +23,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.diffusion",
         "pipelines.t5_openvino",
     ),
-    "on-disk format": ("pipelines.folders", "pipelines.layout"),
+    "on-disk format": ("pipelines.folders", "pipelines.layout", "pipelines.serving_files"),
     "hub client": ("pipelines.hub",),
     "parts": ("pipelines.pose",),
     "build": ("pipelines.standins", "pipelines.convert", "pipelines.controlnet_export", "pipelines.export"),
-    "resolve": ("pipelines.resolve",),
+    "resolve": ("pipelines.resolve", "pipelines.prepare"),
     "serving": (
         "pipelines.runtime",
         "pipelines.models",

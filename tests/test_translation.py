@@ -25,11 +25,15 @@ INT8_MIN_COSINE = 0.99
 
 
 def _first_step_logits(dual, backend: Backend) -> np.ndarray:
-    enc = dual.tokenizer("translate English to German: " + TEXT, return_tensors="pt")
-    start = torch.zeros((1, 1), dtype=torch.long)
-    with torch.inference_mode():
-        out = dual.model(backend)(input_ids=enc.input_ids, attention_mask=enc.attention_mask, decoder_input_ids=start)
-    logits = out if backend is Backend.OPENVINO else out.logits.numpy()
+    enc, _ = dual.tokenizer("translate English to German: " + TEXT)
+    ids, mask, start = enc["input_ids"], enc["attention_mask"], np.zeros((1, 1), dtype=np.int64)
+    if backend is Backend.OPENVINO:
+        logits = dual.ov(ids, mask, start)
+    else:
+        with torch.inference_mode():
+            inputs = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": start}
+            logits = dual.torch().model(**{name: torch.from_numpy(a) for name, a in inputs.items()})
+        logits = logits.logits.numpy()
     return np.asarray(logits[0, -1], dtype=np.float32)
 
 
@@ -61,20 +65,22 @@ def test_lean_loop_matches_optimum_generate(services):
     dual = services.models[TRANSLATION.key]
     reference = OVModelForSeq2SeqLM.from_pretrained(dual.resolved.ir_dir, ov_config=dual.ov.ov_config)
     for text, min_new in ((TEXT, 0), ("Where is the station?", 6), ("Good morning.", 16)):
-        enc = dual.tokenizer("translate English to French: " + text, return_tensors="pt")
+        enc, _ = dual.tokenizer("translate English to French: " + text)
         kwargs = {"max_new_tokens": 16, "min_new_tokens": min_new, "do_sample": False, "num_beams": 1}
-        expected = reference.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, **kwargs)
-        actual = dual.ov.generate(enc.input_ids, enc.attention_mask, **kwargs)
+        ids, mask = torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])
+        expected = reference.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        actual = dual.ov.generate(enc["input_ids"], enc["attention_mask"], **kwargs)
         assert actual.tolist() == expected.tolist()
 
 
 def test_lean_loop_refuses_what_it_does_not_do(services):
     dual = services.models[TRANSLATION.key]
-    enc = dual.tokenizer(["a", "b"], return_tensors="np")
+    enc, _ = dual.tokenizer("a")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
     with pytest.raises(ValueError, match="greedily"):
-        dual.ov.generate(enc.input_ids[:1], enc.attention_mask[:1], max_new_tokens=2, num_beams=4)
+        dual.ov.generate(ids, mask, max_new_tokens=2, num_beams=4)
     with pytest.raises(ValueError, match="one sequence at a time"):
-        dual.ov.generate(enc.input_ids, enc.attention_mask, max_new_tokens=2)
+        dual.ov.generate(np.concatenate([ids, ids]), np.concatenate([mask, mask]), max_new_tokens=2)
 
 
 def test_result_reports_timing_and_source(services):

@@ -1,0 +1,97 @@
+"""The OpenVINO process serves without torch: its tokenizers give transformers' tokens, and the whole
+serving path (startup, the UI, a request on every OpenVINO tab but the ControlNet one) imports no
+torch, transformers, diffusers, optimum or NNCF."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.models import TextTokenizer
+from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = [
+    "The weather is lovely today, so we are going for a walk by the river.",
+    "Don't panic: it's only a test, isn't it?",
+    "Ünïcödé, émojis 🙂 and\ttabs",
+    " ".join(["river"] * 300),  # cut to the maximum length
+    "",
+]
+HEAVY = ("torch", "transformers", "diffusers", "optimum", "nncf", "controlnet_aux")
+
+
+@pytest.mark.parametrize("key", [TRANSLATION.key, SENTIMENT.key, ZERO_SHOT.key])
+def test_tokens_are_those_of_transformers(services, key):
+    """`TextTokenizer` (the `tokenizers` library on tokenizer.json) against the transformers tokenizer
+    of the same folder, called as the PyTorch pipelines of transformers call it: same ids, mask and
+    token types, same truncation, same decoded text."""
+    from transformers import AutoTokenizer
+
+    dual = services.models[key]
+    ours: TextTokenizer = dual.tokenizer
+    theirs = AutoTokenizer.from_pretrained(dual.resolved.ir_dir)
+    padding = "max_length" if dual.spec.static_shape else False
+    for text in TEXTS:
+        arrays, truncated = ours(text)
+        expected = theirs(text, truncation=True, max_length=ours.max_length, padding=padding, return_tensors="np")
+        for name in ("input_ids", "attention_mask"):
+            np.testing.assert_array_equal(arrays[name], expected[name], err_msg=f"{name} of {text[:30]!r}")
+        if "token_type_ids" in expected:
+            np.testing.assert_array_equal(arrays["token_type_ids"], expected["token_type_ids"])
+        assert truncated == (len(theirs(text).input_ids) > ours.max_length)
+        ids = arrays["input_ids"][0]
+        assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=True)
+
+
+SERVE = """
+import json, pickle, sys
+from pipelines.protocol import ask
+from pipelines.startup import start
+
+settings = pickle.loads(bytes.fromhex(sys.argv[1]))
+services = start(settings, pose=None)
+assert not services.failures, services.failures
+import app
+app.build_demo(services)
+ask(services.translator, "OpenVINO", "Hello there.", "German", 4)
+ask(services.classifier, "OpenVINO", "I love it.", "")
+ask(services.classifier, "OpenVINO", "I love it.", "food, sports")
+image = ask(services.sd, "OpenVINO", "a cat", "", 2, 7.5, 1, services.sd.default).output
+print(json.dumps({"imported": sorted(m for m in %r if m in sys.modules), "size": list(image.size)}))
+"""
+
+
+def test_openvino_serving_imports_no_torch(services, settings):
+    """Startup, the UI and an OpenVINO request on the text and SD tabs, in a fresh interpreter (the
+    models already built by `services`): none of the PyTorch-side libraries is imported."""
+    child = subprocess.run(
+        [sys.executable, "-c", SERVE % (HEAVY,), pickle.dumps(settings).hex()],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["imported"] == []
+    assert report["size"][0] > 0
+
+
+@pytest.mark.parametrize(("seed", "shape"), [(42, (1, 4, 64, 64)), (0, (1, 4, 8, 8)), (2**32 - 1, (1, 4, 5, 7))])
+def test_latents_are_torchs(seed, shape):
+    """The OpenVINO side's initial latents are the PyTorch side's, to float rounding (1e-6), tails included."""
+    import torch
+
+    from pipelines.diffusion import torch_randn
+
+    expected = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+    np.testing.assert_allclose(torch_randn(seed, shape), expected.numpy(), rtol=0, atol=1e-6)
+    assert not np.array_equal(torch_randn(seed, shape), torch_randn(seed + 1, shape))
