@@ -19,8 +19,9 @@ from pipelines.protocol import Cancelled
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"
 # Same seed, same scheduler, same weights: OpenVINO f32 and PyTorch fp32 images agree to
-# within rounding of the uint8 pixels.
-MAX_MEAN_ABS_DIFF = 0.5  # of 255
+# within rounding of the uint8 pixels. OpenVINO GenAI truncates to uint8 where diffusers rounds:
+# about half the pixels differ by one level for that alone.
+MAX_MEAN_ABS_DIFF = 1.0  # of 255
 MAX_ABS_DIFF = 4
 
 
@@ -54,12 +55,14 @@ def test_default_variant_compiled_at_startup_at_the_tiny_static_size(sd, service
     assert read_manifest(variant.resolved.ir_dir)["tome_ratio"] == 0.4
 
 
-def test_compiled_unet_inputs_are_static(sd, fp32):
+def test_compiled_pipelines_are_static(sd, fp32):
+    """Reshaped before compiling: each variant serves its own size and refuses another (the models'
+    inputs are static, so the plugin cannot take other shapes)."""
     for variant in (sd.default_variant, fp32):
-        shapes = {p.get_any_name(): p.get_partial_shape() for p in variant.pipe.unet.request.inputs}
-        assert all(shape.is_static for shape in shapes.values()), shapes
-        assert [d.get_length() for d in shapes["sample"]] == [2, 4, 32, 32]
-        assert [d.get_length() for d in shapes["encoder_hidden_states"]][:2] == [2, 77]
+        image = variant.pipe.generate(PROMPT, num_inference_steps=1, height=64, width=64, guidance_scale=7.5)
+        assert image.data.shape == (1, 64, 64, 3)
+        with pytest.raises(RuntimeError):
+            variant.pipe.generate(PROMPT, num_inference_steps=1, height=128, width=128, guidance_scale=7.5)
 
 
 def test_openvino_fp32_matches_pytorch_with_the_same_seed(sd, fp32):
@@ -70,7 +73,7 @@ def test_openvino_fp32_matches_pytorch_with_the_same_seed(sd, fp32):
     assert ov.timing["seed"] == pt.timing["seed"] == 7
     assert ov.timing["scheduler"] == pt.timing["scheduler"]
     other_seed = run(sd, seed=8)
-    assert np.abs(pixels(other_seed.output) - pixels(ov.output)).mean() > 10 * MAX_MEAN_ABS_DIFF
+    assert np.abs(pixels(other_seed.output) - pixels(ov.output)).mean() > 5 * MAX_MEAN_ABS_DIFF
 
 
 @pytest.mark.parametrize("guidance", [1.0, 0.0])
