@@ -61,6 +61,7 @@ PLANS: dict[str, Plan] = {
     "controlnet": Plan(NLP_CONFIGS, ("controlnet-step", "pose-detection"), Repeats(1, 5, 60), Repeats(1, 2, 30),
                        _controlnet),
     "startup": Plan((), ("startup",), Repeats(0, 1), Repeats(0, 1)),
+    "visit": Plan((), ("visit",), Repeats(0, 1), Repeats(0, 1)),
 }  # fmt: skip
 
 
@@ -88,13 +89,18 @@ def run_worker(args: argparse.Namespace) -> object:
     """In the worker process: one workload on one configuration (or one start of the app)."""
     from .core import set_threads
 
-    set_threads(args.threads)
     workload, target = args.worker
     if workload == "startup":
         from . import startup
 
         return startup.run(target, args.threads, args.standin_size, args.home)
+    if workload == "visit":
+        from . import visit
+
+        return visit.run(float(target), args.threads, args.standin_size, args.home)
     plan = PLANS[workload]
+    if CONFIGS[target].backend == "PyTorch":  # an OpenVINO configuration's process never imports torch
+        set_threads(args.threads)
     return plan.run(CONFIGS[target], args, plan.quick if args.quick else plan.repeats)
 
 
@@ -112,6 +118,18 @@ def run_startup(args: argparse.Namespace) -> list[dict]:
         return rows
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_visit(args: argparse.Namespace) -> list[dict]:
+    """One visit of every tab and backend per memory limit, the budget derived from it as the app does."""
+    from pipelines.startup import BUDGET_SHARE
+
+    rows = []
+    for limit_gb in args.memory_limits_gb:
+        outcome = spawn(args, ["visit", str(BUDGET_SHARE * limit_gb * 1024)])
+        rows.append({"workload": "visit", "limit_gb": limit_gb, **outcome})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _span(values: list[float]) -> str:
@@ -142,6 +160,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--home", type=Path, help="where models are kept (default: the app's, OVDEMO_HOME)")
     parser.add_argument("--sd-steps", type=int, default=4, help="denoising steps of each timed SD image")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument(
+        "--memory-limits-gb",
+        type=float,
+        nargs="+",
+        default=[16.0, 32.0],
+        help="the visit workload: the machine memory each visit's budget is derived from",
+    )
     parser.add_argument("--timeout-s", type=float, default=600, help="stop a configuration's process after this")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -170,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     for workload in args.workloads:
         plan = PLANS[workload]
         if plan.run is None:
-            results += run_startup(args)
+            results += run_startup(args) if workload == "startup" else run_visit(args)
             continue
         for config in [c for c in plan.configs if c in args.configs]:
             log.info("%s on %s", workload, config)

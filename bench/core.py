@@ -109,10 +109,10 @@ def weights_mib(*paths: Path | str) -> float | None:
 
 
 def autocast(config: Config):
-    """The PyTorch context of `config`: bf16 autocast, or nothing."""
-    import torch
-
+    """The PyTorch context of `config`: bf16 autocast, or nothing (torch is imported only when needed)."""
     if config.autocast_bf16:
+        import torch
+
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

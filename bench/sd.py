@@ -57,10 +57,13 @@ def run(
     config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home, steps: int, pipeline_runs: int
 ) -> list[dict]:
     """Two results: `sd-unet-step` (s per UNet call, CFG batch 2) and `sd-pipeline` (s per
-    image: text encoder, `steps` denoising steps, VAE decoder)."""
-    import torch
+    image: text encoder, `steps` denoising steps, VAE decoder). An OpenVINO configuration's process
+    imports no torch, as the app's OpenVINO process."""
+    import contextlib
 
-    from pipelines.diffusion import torch_generator
+    import numpy as np
+
+    from pipelines.diffusion import torch_generator, torch_randn, vae_scale_factor
     from pipelines.resolve import resolve
     from pipelines.sd import SDRunner, image_size
 
@@ -68,10 +71,12 @@ def run(
     spec = spec_for(config)
     t0 = time.perf_counter()
     if config.backend == "OpenVINO":
-        runner = SDRunner((spec,), bench_runtime(settings))
+        runtime = bench_runtime(settings)
+        runner = SDRunner((spec,), runtime)
         variant = runner.default_variant
-        resolved, unet = variant.resolved, variant.pipe.unet
+        resolved = variant.resolved
         height, width = variant.height, variant.width
+        unet = _ov_unet(resolved.ir_dir, height, width, runtime)
         weights = weights_mib(resolved.ir_dir)
 
         def generate(n: int):
@@ -99,17 +104,23 @@ def run(
     load_s = time.perf_counter() - t0
 
     # The UNet inputs of one guided step at this size, the same on every configuration.
-    gen = torch.Generator("cpu").manual_seed(SEED)
-    scale = variant.pipe.vae_scale_factor if config.backend == "OpenVINO" else pipe.vae_scale_factor
-    sample = torch.randn(2, 4, height // scale, width // scale, generator=gen)
-    hidden = torch.randn(2, 77, unet.config["cross_attention_dim"], generator=gen)
-    timestep = torch.tensor([500])
+    scale = vae_scale_factor(json.loads((Path(resolved.ir_dir) / "vae_decoder" / "config.json").read_text()))
+    text_dim = json.loads((Path(resolved.ir_dir) / "unet" / "config.json").read_text())["cross_attention_dim"]
+    sample = torch_randn(SEED, (2, 4, height // scale, width // scale))
+    hidden = torch_randn(SEED + 1, (2, 77, text_dim))
+    timestep = np.array([500], dtype=np.int64)
+    context = contextlib.nullcontext()
+    if config.backend == "PyTorch":
+        import torch
+
+        sample, hidden, timestep = (torch.from_numpy(a) for a in (sample, hidden, timestep))
+        context = torch.inference_mode()
     noise, images = [], []
 
     def unet_step():
         noise[:] = [_first(unet(sample, timestep, encoder_hidden_states=hidden))]
 
-    with autocast(config), torch.inference_mode():
+    with autocast(config), context:
         step_samples = measure(unet_step, repeats)
         generate(1)  # warms the text encoder, scheduler and VAE decoder
         image_samples = measure(lambda: images.append(generate(steps)), Repeats(0, pipeline_runs, repeats.budget_s))
@@ -140,6 +151,36 @@ def run(
             **common,
         ),
     ]
+
+
+def _ov_unet(ir_dir: Path, height: int, width: int, runtime):
+    """The variant's UNet IR alone, compiled at the app's static shape (CFG batch 2), as OpenVINO GenAI
+    compiles it inside the app's pipeline; called like a diffusers UNet, with numpy arrays."""
+    import openvino as ov
+
+    from pipelines.diffusion import CFG_BATCH, CLIP_MAX_TOKENS, vae_scale_factor
+
+    folder = Path(ir_dir)
+    scale = vae_scale_factor(json.loads((folder / "vae_decoder" / "config.json").read_text()))
+    text_dim = json.loads((folder / "unet" / "config.json").read_text())["cross_attention_dim"]
+    model = ov.Core().read_model(folder / "unet" / "openvino_model.xml")
+    shapes = {"sample": [CFG_BATCH, 4, height // scale, width // scale]}
+    shapes["encoder_hidden_states"] = [CFG_BATCH, CLIP_MAX_TOKENS, text_dim]
+    shapes["timestep"] = [1] if model.input("timestep").get_partial_shape().rank.get_length() == 1 else []
+    model.reshape(shapes)
+    compiled = runtime.core.compile_model(model, runtime.settings.device, runtime.ov_config())
+
+    timestep_type = compiled.input("timestep").get_element_type().to_dtype()
+
+    def unet(sample, timestep, encoder_hidden_states):
+        inputs = {
+            "sample": sample,
+            "timestep": timestep.astype(timestep_type),
+            "encoder_hidden_states": encoder_hidden_states,
+        }
+        return (compiled(inputs)[0],)
+
+    return unet
 
 
 def _first(out):

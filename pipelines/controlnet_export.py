@@ -41,7 +41,8 @@ from .diffusion import CLIP_MAX_TOKENS as TOKENS
 from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
 from .layout import BODY_WEIGHTS, PART_FILES, SD_PARTS
 from .pose import load_body_network
-from .registry import CONTROLNET_POSE, ModelSpec, Quantization
+from .registry import CONTROLNET_POSE, ModelSpec, Quantization, Task
+from .serving_files import write_serving_files
 from .standins import build_standin
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
 
     for part in ("tokenizer", "scheduler"):
         shutil.copytree(source / part, out_dir / part, dirs_exist_ok=True)
+    write_serving_files(out_dir, Task.CONTROLNET_POSE)
     return {
         "resolution": size,
         "latent_size": latent,

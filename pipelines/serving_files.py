@@ -27,7 +27,7 @@ def serving_files(task: Task) -> tuple[str, ...]:
         return (TEXT_TOKENIZER,)
     if task is Task.TEXT_TO_IMAGE:
         return (SD_TOKENIZER, SD_OV_TOKENIZER, SD_OV_TOKENIZER.replace(".xml", ".bin"))
-    return ()  # the ControlNet pose pipeline reads its parts' own files
+    return (SD_TOKENIZER,)  # the ControlNet pose pipeline: CLIP tokenized by `tokenizers`
 
 
 def missing_serving_files(folder: Path, task: Task) -> list[str]:
@@ -41,13 +41,14 @@ def write_serving_files(folder: Path, task: Task) -> None:
         return
     from transformers import AutoTokenizer
 
+    if task in (Task.TEXT_TO_IMAGE, Task.CONTROLNET_POSE):
+        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", use_fast=True)
+        tokenizer.backend_tokenizer.save(str(folder / SD_TOKENIZER))
     if task is Task.TEXT_TO_IMAGE:
         import openvino as ov
         from openvino_tokenizers import convert_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", use_fast=True)
-        tokenizer.backend_tokenizer.save(str(folder / SD_TOKENIZER))
         ov.save_model(convert_tokenizer(tokenizer), str(folder / SD_OV_TOKENIZER))
-    else:
+    if task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING):
         AutoTokenizer.from_pretrained(folder, use_fast=True).backend_tokenizer.save(str(folder / TEXT_TOKENIZER))
     logger.info("%s: wrote the files served without torch (%s)", folder, ", ".join(serving_files(task)))
