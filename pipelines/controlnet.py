@@ -6,12 +6,17 @@ call, same seeded latents, same scheduler, same guidance and decoding) with the 
 networks compiled by OpenVINO; numpy goes in and out, torch is used only where the
 diffusers scheduler needs it. `PoseRunner` is what the tab talks to: pose detection and
 generation on either backend, with timings.
+
+torch, diffusers and controlnet_aux (the scheduler; OpenPose's post-processing and drawing)
+are imported by the first pose request, not at startup: until someone uses this tab, the
+app's process holds none of them (about 0.7 GB and 5 s of imports on a 2-core AVX2 CPU).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .diffusion import DiffusionRequest, StepTimer, make_scheduler, prompt_is_truncated, torch_generator
+from .diffusion import CLIP_MAX_TOKENS, DiffusionRequest, StepTimer, make_scheduler, torch_generator, torch_randn
 from .folders import MANIFEST
 from .images import load_image
 from .layout import BODY_WEIGHTS, PART_FILES
-from .models import BackendPair, LazyBaseline
+from .models import BackendPair, LazyBaseline, TextTokenizer
 from .pose import Letterbox, PoseDetector, fit_condition, load_body_network, ov_body_network
 from .protocol import Backend, CancelToken, Result, StepCallback, Steps
 
@@ -46,8 +51,9 @@ class ControlNetPipelineOutput:
 class OVStableDiffusionControlNetPipeline:
     """Text + pose condition image -> image, with OpenVINO-compiled networks.
 
-    Components: a CLIP tokenizer, the compiled text encoder, ControlNet, UNet (with the
-    ControlNet residuals as inputs) and VAE decoder, a diffusers scheduler. Shapes are
+    Components: a CLIP tokenizer (`TextTokenizer`, padded to 77), the compiled text encoder,
+    ControlNet, UNet (with the ControlNet residuals as inputs) and VAE decoder, and a function
+    making a fresh diffusers scheduler (schedulers keep state per request). Shapes are
     static: the UNet and ControlNet run at batch 2 (classifier-free guidance); a request
     without guidance runs the conditional half twice and keeps one.
     """
@@ -59,7 +65,7 @@ class OVStableDiffusionControlNetPipeline:
         controlnet,
         unet,
         vae_decoder,
-        scheduler,
+        new_scheduler: Callable[[], object],
         resolution: int,
         vae_scaling_factor: float,
     ):
@@ -68,7 +74,7 @@ class OVStableDiffusionControlNetPipeline:
         self.controlnet = controlnet
         self.unet = unet
         self.vae_decoder = vae_decoder
-        self.scheduler = scheduler
+        self.new_scheduler = new_scheduler
         self.resolution = resolution
         self.vae_scaling_factor = vae_scaling_factor
         sample = unet.input("sample").get_shape()
@@ -88,10 +94,8 @@ class OVStableDiffusionControlNetPipeline:
         request = self.text_encoder.create_infer_request()
         embeddings = []
         for text in (negative_prompt, prompt):
-            ids = self.tokenizer(
-                text, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True
-            ).input_ids
-            request.infer({"input_ids": np.asarray([ids], dtype=np.int64)})
+            inputs, _ = self.tokenizer(text)
+            request.infer({"input_ids": inputs["input_ids"]})
             embeddings.append(request.get_output_tensor(0).data.copy())
         return np.concatenate(embeddings)
 
@@ -101,12 +105,8 @@ class OVStableDiffusionControlNetPipeline:
         return np.ascontiguousarray(np.repeat(array.transpose(2, 0, 1)[None], self.batch, axis=0))
 
     def prepare_latents(self, seed: int, scheduler) -> np.ndarray:
-        """Initial noise from the seeded CPU generator, exactly as diffusers draws it."""
-        import torch
-        from diffusers.utils.torch_utils import randn_tensor
-
-        latents = randn_tensor((1, *self.latent_shape), generator=torch_generator(seed), dtype=torch.float32)
-        return (latents * scheduler.init_noise_sigma).numpy()
+        """Initial noise: the numbers diffusers draws from the seeded CPU generator (`torch_randn`)."""
+        return torch_randn(seed, (1, *self.latent_shape)) * np.float32(scheduler.init_noise_sigma)
 
     def decode_latents(self, latents: np.ndarray) -> np.ndarray:
         request = self.vae_decoder.create_infer_request()
@@ -123,15 +123,15 @@ class OVStableDiffusionControlNetPipeline:
     ) -> ControlNetPipelineOutput:
         """Generate one image for `request` in the pose of `image` (already at `resolution`).
 
-        `scheduler` (a fresh diffusers scheduler; default: a copy of the pipeline's) is
-        stateful, so each call gets its own. `callback_on_step_end(step, timestep)` runs
+        `scheduler` (a fresh diffusers scheduler; default: `new_scheduler()`) is stateful, so
+        each call gets its own. `callback_on_step_end(step, timestep)` runs
         after every step and may raise `protocol.Cancelled`.
         """
         import torch
 
         self.check_inputs(image, request)
         timer = StepTimer()
-        scheduler = scheduler or type(self.scheduler).from_config(self.scheduler.config)
+        scheduler = scheduler or self.new_scheduler()
         guided = request.uses_guidance
 
         # 1. Encode the prompt: [negative, positive] for guidance, [positive, positive] without.
@@ -205,8 +205,6 @@ class PoseRunner:
     def __init__(self, resolved, runtime, torch_source: Callable[[], Path | None] | None = None):
         """`torch_source()` gives the folder of the PyTorch parts (see `layout`) when the baseline is first
         asked for, or None when it cannot be had; by default the resolved baseline folder."""
-        from transformers import CLIPTokenizer
-
         self.resolved = resolved
         self.spec = resolved.spec
         self.runtime = runtime
@@ -216,7 +214,7 @@ class PoseRunner:
         self.quantization = self.manifest.get("quantization", self.spec.quantization.value)
         self.scheduler_name = self.spec.defaults.get("scheduler", "UniPCMultistepScheduler")
         self.scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-        self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        self.tokenizer = TextTokenizer(folder / "tokenizer", CLIP_MAX_TOKENS, pad=True)
         compiled = {}
         parts = PART_FILES if runtime.openvino else {}  # none in the PyTorch worker
         core, config = (runtime.core, runtime.ov_config()) if parts else (None, None)
@@ -237,11 +235,11 @@ class PoseRunner:
                 compiled["controlnet"],
                 compiled["unet"],
                 compiled["vae_decoder"],
-                self.new_scheduler(),
+                self.new_scheduler,
                 self.resolution,
                 float(self.manifest["vae_scaling_factor"]),
             )
-            detector = PoseDetector(ov_body_network(compiled["openpose_body"]), self.resolution)
+            detector = PoseDetector(lambda: ov_body_network(compiled["openpose_body"]), self.resolution)
         self._torch_source = torch_source or (lambda: Path(resolved.torch_ref))
         ov_label = "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
         threads = runtime.settings.threads
@@ -279,6 +277,15 @@ class PoseRunner:
     def new_scheduler(self):
         return make_scheduler(self.scheduler_name, self.scheduler_config)
 
+    def first_use(self, pair: BackendPair, backend: Backend) -> str | None:
+        """The pair's first-use sentence; on OpenVINO, whether this request imports the tab's PyTorch helpers."""
+        if backend is Backend.OPENVINO and "torch" not in sys.modules:
+            return (
+                "Loading the pose tab's helper libraries (scheduler, OpenPose drawing) on first use; "
+                "this request takes a few seconds longer."
+            )
+        return pair.first_use(backend)
+
     def timing(self, pair: BackendPair, backend: Backend, task: str, latency_ms: float, **extra) -> dict:
         return pair.timing(backend, latency_ms, task=task, resolution=self.resolution, **extra)
 
@@ -296,7 +303,7 @@ class PoseDetection:
         return DetectionRequest(load_image(photo, "photo"))
 
     def first_use(self, request: DetectionRequest, backend: Backend) -> str | None:
-        return self.runner.detectors.first_use(backend)
+        return self.runner.first_use(self.runner.detectors, backend)
 
     def run(self, request: DetectionRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
         backend = Backend.parse(backend)
@@ -332,7 +339,7 @@ class PoseGeneration:
         return PoseRequest(pose, diffusion)
 
     def first_use(self, request: PoseRequest, backend: Backend) -> str | None:
-        return self.runner.pipelines.first_use(backend)
+        return self.runner.first_use(self.runner.pipelines, backend)
 
     def run(
         self,
@@ -361,7 +368,7 @@ class PoseGeneration:
             seed=out.seed,
             guidance_scale=asked.guidance_scale,
             scheduler=runner.scheduler_name,
-            truncated=prompt_is_truncated(runner.tokenizer, asked.prompt),
+            truncated=runner.tokenizer(asked.prompt)[1],
         )
         return Result(request.pose.crop(out.image), timing)
 

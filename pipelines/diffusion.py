@@ -118,12 +118,6 @@ def torch_generator(seed: int):
     return torch.Generator("cpu").manual_seed(seed)
 
 
-def prompt_is_truncated(tokenizer, prompt: str) -> bool:
-    """Whether CLIP will cut `prompt` (both backends' pipelines truncate to 77 tokens)."""
-    limit = min(getattr(tokenizer, "model_max_length", CLIP_MAX_TOKENS), CLIP_MAX_TOKENS)
-    return len(tokenizer(prompt, truncation=False).input_ids) > limit
-
-
 def make_scheduler(name: str, config: dict):
     """A diffusers scheduler by class name, from a pipeline's scheduler config."""
     import diffusers

@@ -11,6 +11,7 @@ Presets are keypoint sets drawn with the same `draw_poses`.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -125,10 +126,21 @@ class PoseDetector:
     """
 
     def __init__(self, network, resolution: int):
-        from controlnet_aux import OpenposeDetector
-
-        self.detector = OpenposeDetector(body_estimator(network))
+        """`network`: the body network (a torch module, or `ov_body_network`'s), or a function that makes it
+        when the first photo comes (controlnet_aux and torch are imported then, not before)."""
+        self._network = network
+        self._detector = None
         self.resolution = resolution
+
+    @property
+    def detector(self):
+        """controlnet_aux's `OpenposeDetector` around the network, made on first use."""
+        if self._detector is None:
+            from controlnet_aux import OpenposeDetector
+
+            network = self._network() if inspect.isfunction(self._network) else self._network
+            self._detector = OpenposeDetector(body_estimator(network))
+        return self._detector
 
     def __call__(self, photo: Image.Image) -> PoseDetection:
         from controlnet_aux.open_pose import draw_poses
