@@ -1,8 +1,9 @@
-"""What the image tabs share: SD 1.x facts, request checks, seeds, schedulers, prompt length, step timing.
+"""What the image tabs share: SD 1.x facts, request checks, seeds and latents, schedulers, step timing.
 
-Both image pipelines (Stable Diffusion through optimum-intel, ControlNet through the
+Both image pipelines (Stable Diffusion through OpenVINO GenAI, ControlNet through the
 hand-built loop) and both backends take a `DiffusionRequest`, so the same request
-really is the same on OpenVINO and PyTorch.
+really is the same on OpenVINO and PyTorch; `torch_randn` gives the OpenVINO side the
+initial latents torch draws for a seed, without torch.
 """
 
 from __future__ import annotations

@@ -76,10 +76,10 @@ class Runtime:
         return ov.Core()
 
     def ov_config(self) -> dict[str, str]:
-        """Properties passed to every `compile_model` (and to optimum's `ov_config`)."""
+        """Properties passed to every `compile_model` (and to OpenVINO GenAI's `compile`)."""
         config = {
             "PERFORMANCE_HINT": "LATENCY",
-            # optimum only sets CACHE_DIR by itself for GPU; an empty string disables caching.
+            # An empty string disables caching.
             "CACHE_DIR": str(self.cache_dir) if self.cache_dir else "",
         }
         if self.settings.precision:
