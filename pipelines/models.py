@@ -22,6 +22,7 @@ from .protocol import Backend
 from .registry import Task, torch_model_class
 from .resolve import ResolvedModel
 from .runtime import Runtime
+from .t5_openvino import CompiledIR
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,7 +222,7 @@ CLEAN_UP = (
 )  # fmt: skip
 
 
-class OVEncoder:
+class OVEncoder(CompiledIR):
     """An encoder IR (`openvino_model.xml`: classification logits, or hidden states for embeddings),
     compiled with one infer request, called with numpy arrays and returning numpy arrays by output
     name (`logits`, `last_hidden_state`). Loads as `OVT5Greedy` does. The caller locks."""
@@ -234,13 +235,6 @@ class OVEncoder:
         self._core = ov.Core()
         self.model = self._core.read_model(self.folder / "openvino_model.xml")
         self._request = None
-
-    @classmethod
-    def from_pretrained(cls, folder, device: str = "CPU", ov_config: dict | None = None, compile: bool = True):
-        model = cls(folder, device, ov_config or {})
-        if compile:
-            model.compile()
-        return model
 
     def reshape(self, *shape: int) -> None:
         """Every input to `shape` (batch, sequence length)."""

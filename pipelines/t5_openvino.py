@@ -26,7 +26,25 @@ ENCODER, DECODER = "openvino_encoder_model.xml", "openvino_decoder_model.xml"
 DECODER_UNCACHED = "decoder not cacheable: the CPU plugin cannot load back its state-init subgraphs"
 
 
-class OVT5Greedy:
+class CompiledIR:
+    """An IR folder that loads like an optimum model: `from_pretrained(folder, device=, ov_config=)`,
+    then `compile()` (Runtime times both)."""
+
+    def __init__(self, folder: Path, device: str, ov_config: dict[str, str]):
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "CPU", ov_config: dict | None = None, compile: bool = True):
+        model = cls(folder, device, ov_config or {})
+        if compile:
+            model.compile()
+        return model
+
+    def compile(self) -> None:
+        raise NotImplementedError
+
+
+class OVT5Greedy(CompiledIR):
     """An exported T5 IR folder, served with a greedy decode loop.
 
     Loads like an optimum model (`from_pretrained(folder, device=, ov_config=)`, then
@@ -50,13 +68,6 @@ class OVT5Greedy:
             raise ValueError(f"{self.folder / DECODER} is not a stateful decoder; export it again with optimum-intel.")
         self._encoder = self._decoder = None
         self._mask = self._ids = None  # arrays the decoder reads in place (see `_start`)
-
-    @classmethod
-    def from_pretrained(cls, folder, device: str = "CPU", ov_config: dict | None = None, compile: bool = True):
-        model = cls(folder, device, ov_config or {})
-        if compile:
-            model.compile()
-        return model
 
     @property
     def uncached(self) -> str:
