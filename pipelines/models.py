@@ -182,9 +182,9 @@ class TextTokenizer:
     def __init__(self, folder: Path, max_length: int, pad: bool = False):
         from tokenizers import Tokenizer
 
-        config = read_json(Path(folder) / "tokenizer_config.json")
+        config = read_json(Path(folder) / "special_tokens_map.json") | read_json(Path(folder) / "tokenizer_config.json")
         self._tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.enable_truncation(max_length, direction=config.get("truncation_side", "right"))
         self._tokenizer.no_padding()
         if pad:
             token = config.get("pad_token")

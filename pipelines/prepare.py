@@ -3,7 +3,7 @@
 Building imports torch, transformers and NNCF, and what a process imports stays in its memory.
 So the app's process resolves with `build=False`; when a model is not built yet, a child process
 (`python -m pipelines.prepare`, a fresh interpreter) resolves it with building allowed, logging to
-the same stderr, and exits; the app's process then finds the finished folder.
+the same streams, and exits; the app's process serves the folder the child resolved.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,36 +31,39 @@ def resolve_apart(spec: ModelSpec, settings: Settings) -> ResolvedModel:
     except NotBuilt as why:
         logger.info("%s must be built first (%s): building it in a child process", spec.key, why)
     t0 = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-m", "pipelines.prepare"],
-        input=pickle.dumps((spec, settings)),
-        stdout=subprocess.PIPE,
-        cwd=PROJECT,
-        check=False,
-    )
-    if child.returncode != 0:
-        reason = child.stdout.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {child.returncode}"]
-        raise ValueError(f"Building {spec.title} failed: {reason[0]}")
+    with tempfile.TemporaryDirectory(prefix="ovdemo-prepare-") as folder:
+        answer = Path(folder) / "answer.pickle"
+        child = subprocess.run(
+            [sys.executable, "-m", "pipelines.prepare", str(answer)],
+            input=pickle.dumps((spec, settings)),
+            cwd=PROJECT,
+            check=False,
+        )
+        # The child's own answer (written by us, in a folder only we know): what it resolved, or why not.
+        outcome, value = pickle.loads(answer.read_bytes()) if answer.is_file() else ("error", None)
+    if outcome != "ok":
+        ended = f"the build process ended with code {child.returncode}" if value is None else value
+        raise ValueError(f"Building {spec.title} failed: {ended}. The server log has the details.")
     logger.info("%s built in %.0f s", spec.key, time.perf_counter() - t0)
-    return resolve(spec, settings, build=False)
+    return value
 
 
-def main() -> int:
-    """The child: resolve (and build) the (spec, settings) pickled on stdin, from the app's own process.
-    Prints the reason as its last line when it fails."""
+def main(answer: str) -> int:
+    """The child: resolve (and build) the (spec, settings) pickled on stdin by the app's own process, and
+    write ("ok", the ResolvedModel) or ("error", a sentence) to the file `answer`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec, settings = pickle.loads(sys.stdin.buffer.read())
     try:
-        resolve(spec, settings)
-    except ValueError as exc:
-        print(exc, flush=True)
-        return 1
+        outcome = ("ok", resolve(spec, settings))
+    except ValueError as exc:  # the app's own sentences, written for people
+        logger.error("building %s failed: %s", spec.key, exc)
+        outcome = ("error", str(exc).rstrip("."))
     except Exception as exc:
         logger.exception("building %s failed", spec.key)
-        print(type(exc).__name__, flush=True)
-        return 1
-    return 0
+        outcome = ("error", type(exc).__name__)
+    Path(answer).write_bytes(pickle.dumps(outcome))
+    return 0 if outcome[0] == "ok" else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

@@ -41,14 +41,20 @@ def write_serving_files(folder: Path, task: Task) -> None:
         return
     from transformers import AutoTokenizer
 
+    # Only the missing files are written: the others may be links to files this app does not own.
+    missing = set(missing_serving_files(folder, task))
     if task in (Task.TEXT_TO_IMAGE, Task.CONTROLNET_POSE):
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", use_fast=True)
-        tokenizer.backend_tokenizer.save(str(folder / SD_TOKENIZER))
-    if task is Task.TEXT_TO_IMAGE:
+        if SD_TOKENIZER in missing:
+            tokenizer.backend_tokenizer.save(str(folder / SD_TOKENIZER))
+    ov_tokenizer = (SD_OV_TOKENIZER, SD_OV_TOKENIZER.replace(".xml", ".bin"))
+    if task is Task.TEXT_TO_IMAGE and missing & set(ov_tokenizer):
         import openvino as ov
         from openvino_tokenizers import convert_tokenizer
 
+        for name in ov_tokenizer:  # a link to someone else's file is replaced, never written through
+            (folder / name).unlink(missing_ok=True)
         ov.save_model(convert_tokenizer(tokenizer), str(folder / SD_OV_TOKENIZER))
-    if task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING):
+    if TEXT_TOKENIZER in missing:
         AutoTokenizer.from_pretrained(folder, use_fast=True).backend_tokenizer.save(str(folder / TEXT_TOKENIZER))
     logger.info("%s: wrote the files served without torch (%s)", folder, ", ".join(serving_files(task)))

@@ -98,3 +98,29 @@ def test_baseline_label_never_shows_a_server_path(tmp_path):
     assert standin.baseline_label == "local stand-in (random weights)"
     assert local.baseline_label == "local folder"
     assert all(str(tmp_path) not in r.baseline_label for r in (standin, local))
+
+
+def test_a_local_folder_without_the_serving_files_is_served_from_a_linked_copy(services, settings, tmp_path):
+    """A folder the app does not own gets no file written into it (nor through a link): the missing
+    tokenizer.json goes into a copy of links under home/serving/."""
+    source = tmp_path / "models" / SENTIMENT.key
+    shutil.copytree(services.models[SENTIMENT.key].resolved.ir_dir, source)
+    (source / "tokenizer.json").unlink()
+    before = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()}
+    local = dataclasses.replace(settings, models_dir=tmp_path / "models", home=tmp_path / "home")
+    with pytest.raises(resolve_module.NotBuilt):
+        resolve(SENTIMENT, local, build=False)
+    found = resolve(SENTIMENT, local)
+    assert found.source is Source.LOCAL and found.ir_dir == tmp_path / "home" / "serving" / SENTIMENT.key
+    assert (found.ir_dir / "tokenizer.json").is_file() and not (found.ir_dir / "tokenizer.json").is_symlink()
+    assert (found.ir_dir / "openvino_model.xml").resolve() == (source / "openvino_model.xml").resolve()
+    assert {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()} == before
+    assert resolve(SENTIMENT, local, build=False).ir_dir == found.ir_dir  # built once, then found
+
+
+def test_a_build_that_fails_in_its_child_process_gives_a_sentence(settings, tmp_path):
+    from pipelines.prepare import resolve_apart
+
+    broken = dataclasses.replace(SENTIMENT, key="broken-standin", standin="no-such-builder")
+    with pytest.raises(ValueError, match=r"Building .* failed: no stand-in named 'no-such-builder'"):
+        resolve_apart(broken, dataclasses.replace(settings, home=tmp_path, hub_timeout=0.5))
