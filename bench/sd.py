@@ -63,7 +63,7 @@ def run(
 
     import numpy as np
 
-    from pipelines.diffusion import torch_generator, torch_randn, vae_scale_factor
+    from pipelines.diffusion import torch_generator, torch_randn
     from pipelines.resolve import resolve
     from pipelines.sd import SDRunner, image_size
 
@@ -104,10 +104,9 @@ def run(
     load_s = time.perf_counter() - t0
 
     # The UNet inputs of one guided step at this size, the same on every configuration.
-    scale = vae_scale_factor(json.loads((Path(resolved.ir_dir) / "vae_decoder" / "config.json").read_text()))
-    text_dim = json.loads((Path(resolved.ir_dir) / "unet" / "config.json").read_text())["cross_attention_dim"]
-    sample = torch_randn(SEED, (2, 4, height // scale, width // scale))
-    hidden = torch_randn(SEED + 1, (2, 77, text_dim))
+    shapes = unet_shapes(resolved.ir_dir, height, width)
+    sample = torch_randn(SEED, tuple(shapes["sample"]))
+    hidden = torch_randn(SEED + 1, tuple(shapes["encoder_hidden_states"]))
     timestep = np.array([500], dtype=np.int64)
     context = contextlib.nullcontext()
     if config.backend == "PyTorch":
@@ -153,19 +152,26 @@ def run(
     ]
 
 
+def unet_shapes(ir_dir: Path, height: int, width: int) -> dict[str, list[int]]:
+    """The UNet inputs of one guided step at `height`×`width` (CFG batch 2), from the IR folder's configs."""
+    from pipelines.diffusion import CFG_BATCH, CLIP_MAX_TOKENS, LATENT_CHANNELS, vae_scale_factor
+
+    folder = Path(ir_dir)
+    scale = vae_scale_factor(json.loads((folder / "vae_decoder" / "config.json").read_text()))
+    text_dim = json.loads((folder / "unet" / "config.json").read_text())["cross_attention_dim"]
+    return {
+        "sample": [CFG_BATCH, LATENT_CHANNELS, height // scale, width // scale],
+        "encoder_hidden_states": [CFG_BATCH, CLIP_MAX_TOKENS, text_dim],
+    }
+
+
 def _ov_unet(ir_dir: Path, height: int, width: int, runtime):
     """The variant's UNet IR alone, compiled at the app's static shape (CFG batch 2), as OpenVINO GenAI
     compiles it inside the app's pipeline; called like a diffusers UNet, with numpy arrays."""
     import openvino as ov
 
-    from pipelines.diffusion import CFG_BATCH, CLIP_MAX_TOKENS, vae_scale_factor
-
-    folder = Path(ir_dir)
-    scale = vae_scale_factor(json.loads((folder / "vae_decoder" / "config.json").read_text()))
-    text_dim = json.loads((folder / "unet" / "config.json").read_text())["cross_attention_dim"]
-    model = ov.Core().read_model(folder / "unet" / "openvino_model.xml")
-    shapes = {"sample": [CFG_BATCH, 4, height // scale, width // scale]}
-    shapes["encoder_hidden_states"] = [CFG_BATCH, CLIP_MAX_TOKENS, text_dim]
+    model = ov.Core().read_model(Path(ir_dir) / "unet" / "openvino_model.xml")
+    shapes = unet_shapes(ir_dir, height, width)
     shapes["timestep"] = [1] if model.input("timestep").get_partial_shape().rank.get_length() == 1 else []
     model.reshape(shapes)
     compiled = runtime.core.compile_model(model, runtime.settings.device, runtime.ov_config())

@@ -37,12 +37,12 @@ def missing_serving_files(folder: Path, task: Task) -> list[str]:
 def write_serving_files(folder: Path, task: Task) -> None:
     """Write what `missing_serving_files` lists, from the tokenizer files already in `folder`."""
     folder = Path(folder)
-    if not missing_serving_files(folder, task):
+    # Only the missing files are written: the others may be links to files this app does not own.
+    missing = set(missing_serving_files(folder, task))
+    if not missing:
         return
     from transformers import AutoTokenizer
 
-    # Only the missing files are written: the others may be links to files this app does not own.
-    missing = set(missing_serving_files(folder, task))
     if task in (Task.TEXT_TO_IMAGE, Task.CONTROLNET_POSE):
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", use_fast=True)
         if SD_TOKENIZER in missing:
