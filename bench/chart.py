@@ -8,8 +8,9 @@ from .core import BASELINE
 from .report import WORKLOADS
 
 
-def draw(results: list[dict], path: Path, machine: str = "") -> Path | None:
-    """Write the chart to `path` (PNG); None when no workload has figures."""
+def draw(results: list[dict], path: Path, machine: str = "", app: dict | None = None) -> Path | None:
+    """Write the chart to `path` (PNG); None when no workload has figures. `app`: per workload, the
+    configuration the app serves on this CPU (`report.app_builds`), marked "(app)"."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,13 +20,13 @@ def draw(results: list[dict], path: Path, machine: str = "") -> Path | None:
     for name, info in WORKLOADS.items():
         rows = [r for r in results if r.get("workload") == name and "median" in r]
         if rows:
-            panels.append((info, rows))
+            panels.append((info, (app or {}).get(name, {}).get("config"), rows))
     if not panels:
         return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.2 + 0.55 * sum(len(p[1]) for p in panels)), squeeze=False)
-    for ax, (info, rows) in zip(axes[:, 0], panels, strict=True):
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.2 + 0.55 * sum(len(p[2]) for p in panels)), squeeze=False)
+    for ax, (info, app_config, rows) in zip(axes[:, 0], panels, strict=True):
         base = next((r["median"] for r in rows if r["config"] == BASELINE), None)
-        names = [r["config"] + (" (app)" if r["config"] == info.app_config else "") for r in rows]
+        names = [r["config"] + (" (app)" if r["config"] == app_config else "") for r in rows]
         values = [r["median"] for r in rows]
         unit = rows[0]["unit"]
         colors = ["#7f7f7f" if n.startswith("pytorch") else "#0068b5" for n in names]

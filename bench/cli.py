@@ -16,18 +16,21 @@ from pathlib import Path
 
 from .core import CONFIGS, Repeats
 
-NLP_CONFIGS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-default", "openvino-int8")
+BASE_CONFIGS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-default")
+TEXT_CONFIGS = (*BASE_CONFIGS, "openvino-int8-weights", "openvino-int8")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A workload: the configurations it runs, its result rows, repetitions (normal, quick)."""
+    """A workload: the configurations it runs, its result rows, repetitions (normal, quick), and
+    `prepare`, which builds what a configuration runs before anything is timed."""
 
     configs: tuple[str, ...]
     rows: tuple[str, ...]
     repeats: Repeats
     quick: Repeats
     run: Callable[..., list[dict]] | None = None  # None: the workload runs in its own way (startup)
+    prepare: Callable[..., None] | None = None
 
 
 def _nlp(name: str):
@@ -37,6 +40,16 @@ def _nlp(name: str):
         return getattr(nlp, name)(config, args.threads, repeats, args.out, args.standin_size, args.home)
 
     return run
+
+
+def _prepare(module: str, *workload: str):
+    def prepare(config, args):
+        import importlib
+
+        build = importlib.import_module(f"{__package__}.{module}").prepare
+        build(*workload, config, args.threads, args.standin_size, args.home)
+
+    return prepare
 
 
 def _sd(config, args, repeats):
@@ -53,24 +66,29 @@ def _controlnet(config, args, repeats):
 
 
 PLANS: dict[str, Plan] = {
-    "classification": Plan(NLP_CONFIGS, ("classification",), Repeats(5, 50, 60), Repeats(2, 10, 20),
-                           _nlp("classification")),
-    "translation": Plan(NLP_CONFIGS, ("translation",), Repeats(3, 30, 60), Repeats(1, 5, 20), _nlp("translation")),
-    "sd": Plan((*NLP_CONFIGS, "openvino-tome-int8"), ("sd-unet-step", "sd-pipeline"), Repeats(1, 5, 60),
-               Repeats(1, 2, 30), _sd),
-    "controlnet": Plan(NLP_CONFIGS, ("controlnet-step", "pose-detection"), Repeats(1, 5, 60), Repeats(1, 2, 30),
-                       _controlnet),
+    "classification": Plan(TEXT_CONFIGS, ("classification-short", "classification", "zero-shot-repeat"),
+                           Repeats(5, 50, 60), Repeats(2, 10, 20), _nlp("classification"),
+                           _prepare("nlp", "classification")),
+    "translation": Plan(TEXT_CONFIGS[:-1], ("translation",), Repeats(3, 30, 60), Repeats(1, 5, 20),
+                        _nlp("translation"), _prepare("nlp", "translation")),
+    "sd": Plan((*BASE_CONFIGS, "openvino-int8", "openvino-tome-int8"), ("sd-unet-step", "sd-pipeline"),
+               Repeats(1, 5, 60), Repeats(1, 2, 30), _sd, _prepare("sd")),
+    "controlnet": Plan((*BASE_CONFIGS, "openvino-int8-weights"), ("controlnet-step", "pose-detection"),
+                       Repeats(1, 5, 60), Repeats(1, 2, 30), _controlnet, _prepare("controlnet")),
     "startup": Plan((), ("startup",), Repeats(0, 1), Repeats(0, 1)),
     "visit": Plan((), ("visit",), Repeats(0, 1), Repeats(0, 1)),
 }  # fmt: skip
 
 
-def spawn(args: argparse.Namespace, worker: list[str]) -> list[dict] | dict:
-    """Run `worker` in a fresh interpreter with the benchmark's threads; its JSON, or {"error": ...}."""
+def spawn(args: argparse.Namespace, worker: list[str], prepare: bool = False) -> list[dict] | dict:
+    """Run `worker` in a fresh interpreter with the benchmark's threads; its JSON, or {"error": ...}.
+    `prepare`: only build what it runs, with no time limit (building is not what is measured)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "BENCH_SPAWNED_AT": repr(time.time())}
     command = [sys.executable, "-m", "bench", "--worker", *worker, *common_flags(args)]
+    command += ["--prepare"] if prepare else []
+    timeout = None if prepare else args.timeout_s
     try:
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=args.timeout_s)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"did not finish in {args.timeout_s:.0f} s (stopped)"}
     if proc.returncode != 0:
@@ -99,6 +117,9 @@ def run_worker(args: argparse.Namespace) -> object:
 
         return visit.run(float(target), args.threads, args.standin_size, args.home)
     plan = PLANS[workload]
+    if args.prepare:
+        plan.prepare(CONFIGS[target], args)
+        return []
     if CONFIGS[target].backend == "PyTorch":  # an OpenVINO configuration's process never imports torch
         set_threads(args.threads)
     return plan.run(CONFIGS[target], args, plan.quick if args.quick else plan.repeats)
@@ -170,6 +191,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout-s", type=float, default=600, help="stop a configuration's process after this")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)  # fmt: skip
     if args.threads < 1 or args.sd_steps < 1 or args.timeout_s <= 0:
         parser.error("--threads, --sd-steps and --timeout-s must be at least 1")
@@ -197,7 +219,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         if plan.run is None:
             results += run_startup(args) if workload == "startup" else run_visit(args)
             continue
-        for config in [c for c in plan.configs if c in args.configs]:
+        configs = [c for c in plan.configs if c in args.configs]
+        for config in configs:  # every missing model built first, outside the time limits
+            if isinstance(built := spawn(args, [workload, config], prepare=True), dict):
+                log.info("%s on %s could not be built: %s", workload, config, built["error"])
+        for config in configs:
             log.info("%s on %s", workload, config)
             outcome = spawn(args, [workload, config])
             if isinstance(outcome, dict):  # the worker failed: one failed row per result it would give
@@ -206,9 +232,14 @@ def main(argv: list[str] | None = None) -> dict | None:
             for r in outcome:
                 log.info("%s", json.dumps({k: v for k, v in r.items() if k != "samples"}))
     report.add_quality(results, args.out)
+    from pipelines.cpu import detect
+
+    cpu = detect()
+    app = report.app_builds(cpu)
     document = {
         "conditions": {
             "machine": report.machine(),
+            "app_builds": app,
             "threads": args.threads,
             "quick": args.quick,
             "models": f"{args.standin_size} stand-ins where the Hub is out of reach",
@@ -217,11 +248,11 @@ def main(argv: list[str] | None = None) -> dict | None:
             "load_avg": _span([r["load_avg_1min"] for r in results if "load_avg_1min" in r]),
         },
         "results": [{k: report.finite(v) for k, v in r.items()} for r in results],
-        "targets": report.targets(results),
+        "targets": report.targets(results, app, vnni=cpu.int8_units is not None),
     }
     (args.out / "bench.json").write_text(json.dumps(document, indent=2, default=str))
     text = report.markdown(document)
     (args.out / "bench.md").write_text(text)
-    chart.draw(results, args.out / "chart.png", document["conditions"]["machine"])
+    chart.draw(results, args.out / "chart.png", document["conditions"]["machine"], app)
     print(text)
     return document

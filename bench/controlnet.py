@@ -17,7 +17,7 @@ from .core import Config, Repeats, autocast, bench_settings, measure, ov_props, 
 
 
 def folders(settings) -> dict[str, Path]:
-    """PyTorch source, FP32 IR and INT8-weights IR of the stand-in (built once)."""
+    """PyTorch source, FP32 IR and INT8-weights IR of the stand-in (built once), by build name."""
     from pipelines.controlnet_export import compress_folder, export_controlnet
     from pipelines.export import is_complete_ir_folder
     from pipelines.registry import CONTROLNET_POSE, Quantization
@@ -28,13 +28,18 @@ def folders(settings) -> dict[str, Path]:
     found = {
         "pytorch": standin_weights(CONTROLNET_POSE, settings),
         "fp32": root / f"openvino-{Quantization.NONE.value}",
-        "int8": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
+        "int8-weights": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
     }
     if not is_complete_ir_folder(found["fp32"]):
         export_controlnet(CONTROLNET_POSE, found["pytorch"], found["fp32"], Quantization.NONE)
-    if not is_complete_ir_folder(found["int8"]):
-        compress_folder(found["fp32"], found["int8"])
+    if not is_complete_ir_folder(found["int8-weights"]):
+        compress_folder(found["fp32"], found["int8-weights"])
     return found
+
+
+def prepare(config: Config, threads: int, standin_size: str, home) -> None:
+    """Build both IRs (and the stand-in's weights) before anything is timed."""
+    folders(bench_settings(config, threads, standin_size, home))
 
 
 def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
@@ -68,8 +73,11 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     if config.backend == "OpenVINO":
         import openvino as ov
 
-        core, props = ov.Core(), ov_props(config, threads)
-        folder = found["int8" if config.build == "int8" else "fp32"]
+        from pipelines.cpu import detect, for_this_cpu
+        from pipelines.registry import CONTROLNET_POSE
+
+        core, props = ov.Core(), ov_props(config, threads, for_this_cpu(CONTROLNET_POSE, detect()).precision_hint)
+        folder = found[config.build]
         compiled = {p: core.compile_model(folder / PART_FILES[p], "CPU", props) for p in ("controlnet", "unet")}
         control, unet = compiled["controlnet"].create_infer_request(), compiled["unet"].create_infer_request()
         names = [o.get_any_name() for o in compiled["controlnet"].outputs]

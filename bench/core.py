@@ -18,8 +18,10 @@ import numpy as np
 class Config:
     """One way to run a workload.
 
-    `build` names the OpenVINO IR: "fp32" (unquantized), "int8" (the quantized build the
-    app serves for that model) or "tome-int8" (Token Merging + INT8, Stable Diffusion only).
+    `build` names the OpenVINO IR: "fp32" (unquantized), "int8-weights" (INT8 weights, float
+    activations), "int8" (INT8 weights and activations, calibrated) or "tome-int8" (Token Merging +
+    INT8, Stable Diffusion only). The quantized builds compile with the precision hint the app
+    picks for the model on this CPU (`pipelines.cpu`).
     """
 
     name: str
@@ -37,7 +39,10 @@ CONFIGS: dict[str, Config] = {
         Config("pytorch-bf16", "PyTorch", "PyTorch bf16 autocast", autocast_bf16=True),
         Config("openvino-fp32", "OpenVINO", "OpenVINO FP32 IR, f32 precision hint", precision_hint="f32"),
         Config("openvino-default", "OpenVINO", "OpenVINO FP32 IR, the plugin's default precision"),
-        Config("openvino-int8", "OpenVINO", "OpenVINO INT8 (NNCF)", build="int8"),
+        Config(
+            "openvino-int8-weights", "OpenVINO", "OpenVINO INT8 weights, float activations (NNCF)", build="int8-weights"
+        ),
+        Config("openvino-int8", "OpenVINO", "OpenVINO INT8 weights and activations (NNCF, calibrated)", build="int8"),
         Config("openvino-tome-int8", "OpenVINO", "OpenVINO Token Merging + INT8", build="tome-int8"),
     )
 }
@@ -138,18 +143,37 @@ def bench_runtime(settings):
     from pipelines.runtime import Runtime
 
     class BenchRuntime(Runtime):
-        def ov_config(self) -> dict[str, str]:
-            return {**super().ov_config(), "INFERENCE_NUM_THREADS": str(self.settings.threads)}
+        def ov_config(self, precision_hint: str | None = None) -> dict[str, str]:
+            return {**super().ov_config(precision_hint), "INFERENCE_NUM_THREADS": str(self.settings.threads)}
 
     return BenchRuntime(settings)
 
 
-def ov_props(config: Config, threads: int) -> dict[str, str]:
-    """`compile_model` properties for parts compiled directly (not through the app's Runtime)."""
+def ov_props(config: Config, threads: int, app_hint: str | None = None) -> dict[str, str]:
+    """`compile_model` properties for parts compiled directly (not through the app's Runtime);
+    `app_hint`: the precision hint the app picks for the model, which its quantized builds use."""
     props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads), "CACHE_DIR": ""}
-    if config.precision_hint:
-        props["INFERENCE_PRECISION_HINT"] = config.precision_hint
+    if hint := config.precision_hint or (app_hint if config.build != "fp32" else None):
+        props["INFERENCE_PRECISION_HINT"] = hint
     return props
+
+
+QUANTIZATION_OF_BUILD = {"fp32": "fp32", "int8-weights": "int8-weights", "int8": "int8"}
+"""The `pipelines.registry.Quantization` value of each text and ControlNet build."""
+
+
+def spec_for_build(spec, config: Config):
+    """`spec` in `config`'s build: the quantization it names, and for a quantized build the precision
+    hint the app picks on this CPU (an FP32 configuration has its own hint, or the plugin's default)."""
+    import dataclasses
+
+    from pipelines.cpu import detect, for_this_cpu
+    from pipelines.registry import Quantization
+
+    app = for_this_cpu(spec, detect())
+    quantization = Quantization(QUANTIZATION_OF_BUILD[config.build])
+    hint = app.precision_hint if quantization is not Quantization.NONE else None
+    return dataclasses.replace(app, quantization=quantization, precision_hint=hint)
 
 
 def row(workload: str, config: Config, samples: list[float], scale: float, unit: str, **extra) -> dict:

@@ -36,6 +36,13 @@ def spec_for(config: Config):
     return {"fp32": SD_FP32, "int8": SD_INT8, "tome-int8": SD_TOME_INT8}[config.build]
 
 
+def prepare(config: Config, threads: int, standin_size: str, home) -> None:
+    """Build (convert, quantize) `config`'s variant before anything is timed."""
+    from pipelines.resolve import resolve
+
+    resolve(spec_for(config), bench_settings(config, threads, standin_size, home))
+
+
 def _torch_pipeline(resolved, threads: int):
     """The diffusers fp32 pipeline of `resolved.torch_ref`, with the IR's scheduler."""
     import torch

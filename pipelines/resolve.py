@@ -28,7 +28,7 @@ from . import standins
 from .export import export, is_complete_ir_folder, is_ir_folder, missing_ir_files
 from .folders import MANIFEST, building, is_built, read_manifest, write_manifest
 from .hub import hub_endpoint, hub_offline, hub_reachable, hub_snapshot
-from .registry import ModelSpec, Task
+from .registry import REGISTRY, ModelSpec, Task
 from .serving_files import missing_serving_files, write_serving_files
 from .settings import Settings
 
@@ -101,7 +101,11 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
 
 
 def ov_repo(spec: ModelSpec, settings: Settings) -> str | None:
-    """The Hub repo of `spec`'s prebuilt IR: the registry's, unless the settings name another."""
+    """The Hub repo of `spec`'s prebuilt IR: the registry's, unless the settings name another; None when
+    `spec` asks for another build than the one published (`cpu.for_this_cpu`): that one is exported."""
+    published = REGISTRY.get(spec.key)
+    if published is not None and published.quantization is not spec.quantization:
+        return None
     if spec.task is Task.CONTROLNET_POSE and settings.controlnet_ov_repo:
         return settings.controlnet_ov_repo
     return spec.ov_repo

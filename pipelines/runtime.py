@@ -75,15 +75,16 @@ class Runtime:
 
         return ov.Core()
 
-    def ov_config(self) -> dict[str, str]:
-        """Properties passed to every `compile_model` (and to OpenVINO GenAI's `compile`)."""
+    def ov_config(self, precision_hint: str | None = None) -> dict[str, str]:
+        """Properties passed to every `compile_model` (and to OpenVINO GenAI's `compile`).
+        `precision_hint`: the model's own (`ModelSpec.precision_hint`); `Settings.precision` overrides it."""
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             # An empty string disables caching.
             "CACHE_DIR": str(self.cache_dir) if self.cache_dir else "",
         }
-        if self.settings.precision:
-            config["INFERENCE_PRECISION_HINT"] = self.settings.precision.lower()
+        if precision := self.settings.precision or precision_hint:
+            config["INFERENCE_PRECISION_HINT"] = precision.lower()
             if config["INFERENCE_PRECISION_HINT"] == "f32":
                 # The CPU plugin keeps the KV cache in f16 unless told otherwise.
                 config["KV_CACHE_PRECISION"] = "f32"

@@ -108,7 +108,9 @@ class SDVariant(BackendPair):
 
         settings = runtime.settings
         pipe = runtime.compile(
-            resolved.spec.key, load, lambda pipe: pipe.compile(settings.device, **runtime.ov_config())
+            resolved.spec.key,
+            load,
+            lambda pipe: pipe.compile(settings.device, **runtime.ov_config(resolved.spec.precision_hint)),
         )
         # What both backends share, read from the IR folder (the files the OpenVINO pipeline reads too).
         folder = Path(resolved.ir_dir)

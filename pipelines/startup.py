@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
+from .cpu import detect, for_this_cpu
 from .memory import Growth, memory_limit_mb, rss_mb
 from .models import DualModel
 from .prepare import resolve_apart
@@ -177,6 +178,10 @@ def start(
     from .sd import SDRunner
 
     t0 = time.perf_counter()
+    cpu = detect(settings.device)
+    logger.info("CPU: %s", cpu.describe())
+    specs = tuple(for_this_cpu(spec, cpu) for spec in specs)  # the build that runs fastest here
+    pose = for_this_cpu(pose, cpu) if pose else None
     services = Services(settings, Runtime(settings))
     limit = settings.memory_budget_mb or BUDGET_SHARE * memory_limit_mb()
     services.budget = MemoryBudget(

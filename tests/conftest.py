@@ -31,20 +31,27 @@ def services(settings) -> Services:
 
 
 @pytest.fixture(scope="session")
-def fp32_model(services, settings, tmp_path_factory):
-    """`fp32_model(key)`: the same stand-in weights exported without quantization."""
-    built: dict[str, DualModel] = {}
+def built_model(services, settings, tmp_path_factory):
+    """`built_model(key, quantization)`: the same stand-in weights exported in another build, by the
+    app's own export code (every build `cpu.build_for` can pick, on any CPU)."""
+    built: dict[tuple[str, Quantization], DualModel] = {}
     runtime = Runtime(dataclasses.replace(settings, cache_dir=None))
 
-    def get(key: str) -> DualModel:
-        if key not in built:
+    def get(key: str, quantization: Quantization) -> DualModel:
+        if (key, quantization) not in built:
             resolved = services.models[key].resolved
-            spec: ModelSpec = dataclasses.replace(resolved.spec, quantization=Quantization.NONE)
-            folder = export(spec, resolved.torch_ref, tmp_path_factory.mktemp(key) / "fp32")
-            built[key] = DualModel(dataclasses.replace(resolved, spec=spec, ir_dir=Path(folder)), runtime)
-        return built[key]
+            spec: ModelSpec = dataclasses.replace(resolved.spec, quantization=quantization)
+            folder = export(spec, resolved.torch_ref, tmp_path_factory.mktemp(key) / quantization.value)
+            built[key, quantization] = DualModel(dataclasses.replace(resolved, spec=spec, ir_dir=Path(folder)), runtime)
+        return built[key, quantization]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def fp32_model(built_model):
+    """`fp32_model(key)`: the same stand-in weights exported without quantization."""
+    return lambda key: built_model(key, Quantization.NONE)
 
 
 @contextmanager

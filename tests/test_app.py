@@ -68,6 +68,15 @@ def test_latency_line_compares_the_two_backends():
     assert "switch to OpenVINO" in zero_shot  # sentiment runs are not compared with zero-shot ones
 
 
+def test_latency_line_says_which_build_runs_and_what_came_from_the_cache():
+    ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 2.0, "task": "zero-shot"}
+    line, _ = latency_line({**ov, "build": "INT8 weights and activations: this CPU has AVX-512 VNNI"}, {})
+    assert "OpenVINO INT8: INT8 weights and activations: this CPU has AVX-512 VNNI." in line
+    line, _ = latency_line({**ov, "labels": 4, "labels_cached": 3}, {})
+    assert "3 of 4 label embeddings came from OpenVINO's cache" in line
+    assert "cache" not in latency_line({**ov, "labels": 4, "labels_cached": 0}, {})[0]
+
+
 def test_latency_line_compares_memory_when_both_backends_know_theirs():
     ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 4.0, "memory_mb": 90.0}
     pt = {"backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 16.0, "memory_mb": 360.0}

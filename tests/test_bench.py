@@ -10,6 +10,8 @@ from PIL import Image
 
 from bench import chart, cli, report
 from bench.core import Repeats, compare, measure, summary
+from pipelines import cpu
+from pipelines.cpu import CpuFeatures
 
 RESULTS = [
     {"workload": "classification", "config": "pytorch-fp32", "unit": "ms", "median": 26.0, "p90": 27.0, "runs": 50,
@@ -21,7 +23,8 @@ RESULTS = [
     {"workload": "classification", "config": "openvino-fp32", "error": "boom"},
     {"workload": "translation", "config": "pytorch-fp32", "unit": "ms", "median": 400.0, "p90": 420.0, "runs": 30,
      "ms_per_token": 20.0, "peak_rss_mib": 1200.0},
-    {"workload": "translation", "config": "openvino-int8", "unit": "ms", "median": 80.0, "p90": 90.0, "runs": 30,
+    {"workload": "translation", "config": "openvino-int8-weights", "unit": "ms", "median": 80.0, "p90": 90.0,
+     "runs": 30,
      "ms_per_token": 4.0, "peak_rss_mib": 800.0},
     {"workload": "startup", "cache": "empty", "ready_s": 20.0, "first_answer_s": 20.4, "compiled": 9, "cache_hits": 0,
      "compiled_during_first_requests": [], "peak_rss_mib": 3000.4},
@@ -55,26 +58,53 @@ def test_outputs_are_compared_by_kind():
     assert relative == pytest.approx(0.1 / 2**0.5)
 
 
+ZEN3 = CpuFeatures("AMD EPYC 7B13", frozenset({"avx2", "fma"}))
+ZEN4 = CpuFeatures("AMD EPYC 9B14", frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}), ("BF16",))
+
+
+def test_the_app_build_is_marked_per_cpu():
+    assert report.app_builds(ZEN4)["classification"]["config"] == "openvino-int8"
+    assert report.app_builds(ZEN3)["classification"]["config"] == "openvino-int8-weights"
+    assert "AVX-512 VNNI" in report.app_builds(ZEN4)["classification"]["reason"]
+    assert report.app_builds(ZEN3)["translation"]["config"] == "openvino-int8-weights"
+    assert report.app_builds(ZEN3)["sd-unet-step"]["config"] == "openvino-tome-int8"
+
+
 def test_table_gives_speed_up_quality_and_failures():
-    text = report.markdown({"results": RESULTS, "targets": report.targets(RESULTS)})
+    app = report.app_builds(ZEN4)
+    document = {"results": RESULTS, "targets": report.targets(RESULTS, app, vnni=True),
+                "conditions": {"machine": ZEN4.describe(), "app_builds": app}}  # fmt: skip
+    text = report.markdown(document)
+    assert "Machine: AMD EPYC 9B14: AVX2, FMA, AVX-512, AVX-512 VNNI, AVX512_BF16 (no AMX)." in text
     assert "| openvino-int8 (app) | 1.30 ms | 1.40 ms | 50 | 20.00× | 250 |" in text
+    assert "(app): the build the app serves on this CPU: INT8 weights and activations: this CPU has AVX-512" in text
     assert "same label, largest Δp 0.004" in text
     assert "| openvino-fp32 | failed: boom |" in text
     assert "| warm | 5.0 s | 5.3 s | 9 of 9 | 0 | 3,000 |" in text
 
 
-def test_targets_are_judged_from_the_figures():
-    judged = {t["target"]: t for t in report.targets(RESULTS)}
-    assert judged["Classification, OpenVINO ≤ 1.5 ms median"]["met"] is True
-    assert judged["Classification, ≥ 10× PyTorch fp32"]["measured"] == "20.00×"
-    assert judged["Classification, ≥ 3× PyTorch bf16"]["met"] is True  # 130 / 1.3 = 100×
-    assert judged["Translation, ≥ 6× PyTorch fp32"]["met"] is False  # 5×
-    assert judged["Translation, ≤ 2 ms per token"]["met"] is False
+def test_targets_are_judged_from_the_figures_on_a_vnni_cpu():
+    judged = {t["target"]: t for t in report.targets(RESULTS, report.app_builds(ZEN4), vnni=True)}
+    assert judged["Classification, 128 tokens: ≥ 5× PyTorch fp32"]["measured"] == "20.00×"
+    assert judged["Classification, 128 tokens: ≥ 3× PyTorch bf16"]["met"] is True  # 130 / 1.3 = 100×
+    assert judged["Classification, a typical sentence: OpenVINO ≤ 2 ms"]["met"] is None  # not measured
+    assert judged["Translation, 20 new tokens: ≥ 6× PyTorch fp32"]["met"] is False  # 5×
     assert judged["Peak RSS of OpenVINO ≤ 0.5× PyTorch fp32, classification"]["met"] is True  # 0.25×
-    assert judged["Peak RSS of OpenVINO ≤ 0.5× PyTorch fp32, translation"]["met"] is False  # 0.67×
     assert judged["Ready after a restart (warm cache) ≤ 0.3× a cold start"]["measured"] == "0.25×"
     assert judged["The first request never waits for a compile"]["met"] is True
-    assert judged["SD UNet step ToMe+INT8, ≤ 1.0 s"]["met"] is None  # not measured
+    assert not any(t.startswith("Without VNNI") for t in judged)
+
+
+def test_without_vnni_the_speed_targets_are_shown_and_1x_is_judged():
+    results = [{**r, "config": "openvino-int8-weights"} if r.get("config") == "openvino-int8" else r for r in RESULTS]
+    rows = report.targets(results, report.app_builds(ZEN3), vnni=False)
+    judged = {t["target"]: t for t in rows}
+    vnni_target = judged["Classification, 128 tokens: ≥ 5× PyTorch fp32 (set for a VNNI CPU)"]
+    assert vnni_target["measured"] == "20.00×" and vnni_target["met"] is None and not vnni_target["judged"]
+    assert judged["Without VNNI: OpenVINO ≥ 1× PyTorch fp32, classification"]["met"] is True
+    assert judged["Without VNNI: OpenVINO ≥ 1× PyTorch fp32, translation"]["met"] is True  # 5×
+    assert judged["Without VNNI: OpenVINO ≥ 1× PyTorch fp32, sd-unet-step"]["met"] is None  # not measured
+    assert "| not judged here |" in "\n".join(report.targets_table(rows))
 
 
 def test_visit_table_shows_both_processes_and_refusals():
@@ -107,20 +137,27 @@ def test_bad_arguments_are_refused():
 
 def test_one_command_runs_each_configuration_in_its_own_process(settings, tmp_path):
     """A real run on tiny stand-ins (built once, shared with the other tests): every figure comes from a
-    worker process, outputs are compared with PyTorch fp32, and the three files are written."""
+    worker process, outputs are compared with PyTorch fp32, and the three files are written. The
+    OpenVINO configuration is the build the app serves on this machine's CPU."""
     out = tmp_path / "bench"
+    app = report.app_builds()["classification"]["config"]
     argv = ["--quick", "--standin-size", "tiny", "--home", str(settings.home), "--threads", "2", "--out", str(out)]
-    document = cli.main([*argv, "--workloads", "classification", "--configs", "pytorch-fp32", "openvino-int8"])
-    rows = {r["config"]: r for r in document["results"]}
-    assert set(rows) == {"pytorch-fp32", "openvino-int8"}
+    document = cli.main([*argv, "--workloads", "classification", "--configs", "pytorch-fp32", app])
+    rows = {(r["workload"], r["config"]): r for r in document["results"]}
+    workloads = cli.PLANS["classification"].rows
+    assert set(rows) == {(w, c) for w in workloads for c in ("pytorch-fp32", app)}
     for r in rows.values():
         assert "error" not in r, r
         assert r["median"] > 0 and r["p90"] >= r["median"] and r["runs"] == cli.PLANS["classification"].quick.runs
         assert r["peak_rss_mib"] > 0
-    assert rows["openvino-int8"]["same_as_pytorch"] is True  # same label as PyTorch fp32 on the same text
+    for workload in workloads:  # the same label as PyTorch fp32 on the same text
+        assert rows[workload, app]["same_as_pytorch"] is True
+    assert rows["classification-short", app]["tokens"] <= 20 and 120 <= rows["classification", app]["tokens"] <= 128
+    assert rows["zero-shot-repeat", app]["labels_cached"] == 4
     saved = json.loads((out / "bench.json").read_text())
-    assert saved["results"][0]["median"] == rows["pytorch-fp32"]["median"]
-    assert "openvino-int8 (app)" in (out / "bench.md").read_text()
+    assert saved["results"][0]["median"] == rows["classification-short", "pytorch-fp32"]["median"]
+    assert saved["conditions"]["machine"].startswith(cpu.detect().name)
+    assert f"{app} (app)" in (out / "bench.md").read_text()
     assert (out / "chart.png").stat().st_size > 0
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipelines import classification
 from pipelines.classification import Classifier, parse_labels
 from pipelines.protocol import Backend, ask
-from pipelines.registry import SENTIMENT, ZERO_SHOT
+from pipelines.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
 
 TEXT = "I absolutely loved this film; the cast is wonderful."
 # FP32 IR vs PyTorch fp32 under the f32 hint: probabilities agree to float rounding.
 FP32_ATOL = 1e-5
-# Full INT8 (weights and activations) on the random-weight stand-in: probabilities within 0.05.
+# INT8 (full, or weights only) on the random-weight stand-in: probabilities within 0.05.
 INT8_ATOL = 0.05
 
 OBVIOUS = [
@@ -34,11 +35,57 @@ def test_sentiment_fp32_matches_pytorch(fp32_model, services):
     np.testing.assert_allclose(ov, pt, atol=FP32_ATOL)
 
 
-def test_sentiment_int8_close_to_pytorch(services):
+def test_sentiment_app_build_close_to_pytorch(services):
+    """The build the app picked on this CPU (`cpu.build_for`)."""
     classifier = services.classifier
     ov, pt = _probs(classifier, Backend.OPENVINO), _probs(classifier, Backend.PYTORCH)
     np.testing.assert_allclose(ov, pt, atol=INT8_ATOL)
     assert set(ask(classifier, "OpenVINO", TEXT, "").output) == {"POSITIVE", "NEGATIVE"}
+
+
+@pytest.mark.parametrize("quantization", [Quantization.INT8, Quantization.INT8_WEIGHTS])
+def test_every_build_the_rule_can_pick_is_close_to_pytorch(built_model, services, quantization):
+    """Whatever this CPU is, both quantized builds are made by the app's export and compared."""
+    classifier = Classifier(built_model(SENTIMENT.key, quantization), services.models[ZERO_SHOT.key])
+    ov, pt = _probs(classifier, Backend.OPENVINO), _probs(classifier, Backend.PYTORCH)
+    np.testing.assert_allclose(ov, pt, atol=INT8_ATOL)
+    assert ask(classifier, "OpenVINO", TEXT, "").timing["precision"] == f"OpenVINO {PRECISION_LABELS[quantization]}"
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_text_runs_at_its_own_length(services, backend):
+    """No padding: the token count is the text's own, whatever the backend."""
+    short = ask(services.classifier, backend, "Great.", "").timing["tokens"]
+    longer = ask(services.classifier, backend, TEXT, "").timing["tokens"]
+    expected = services.models[SENTIMENT.key].tokenizer(TEXT)[0]["input_ids"].shape[-1]
+    assert short < longer == expected < 40
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_label_embeddings_are_batched_cached_and_the_same(services, backend):
+    """A repeated label comes from the cache with the scores of a fresh request; a new label is embedded."""
+    classifier = Classifier(services.models[SENTIMENT.key], services.models[ZERO_SHOT.key])
+    first = ask(classifier, backend, TEXT, "sports, cooking, finance")
+    again = ask(classifier, backend, TEXT, "finance, sports, cooking, politics")
+    assert (first.timing["labels"], first.timing["labels_cached"]) == (3, 0)
+    assert (again.timing["labels"], again.timing["labels_cached"]) == (4, 3)
+    # Scores from a batch of hypotheses padded together equal those of one hypothesis at a time.
+    fresh = Classifier(services.models[SENTIMENT.key], services.models[ZERO_SHOT.key])
+    for label in ("finance", "sports", "cooking", "politics"):
+        ask(fresh, backend, TEXT, f"{label}, unrelated")
+    alone = ask(fresh, backend, TEXT, "finance, sports, cooking, politics")
+    assert alone.timing["labels_cached"] == 4
+    for label, score in again.output.items():
+        assert alone.output[label] == pytest.approx(score, abs=1e-4)
+
+
+def test_label_cache_keeps_the_most_recently_used(services, monkeypatch):
+    monkeypatch.setattr(classification, "CACHED_LABELS", 3)
+    classifier = Classifier(services.models[SENTIMENT.key], services.models[ZERO_SHOT.key])
+    ask(classifier, "OpenVINO", TEXT, "a, b")
+    ask(classifier, "OpenVINO", TEXT, "c, d")  # 4 labels: "a" goes
+    assert ask(classifier, "OpenVINO", TEXT, "b, c, d").timing["labels_cached"] == 3
+    assert ask(classifier, "OpenVINO", TEXT, "a, b").timing["labels_cached"] == 1
 
 
 def test_zero_shot_fp32_matches_pytorch(fp32_model, services):
@@ -60,7 +107,7 @@ def test_zero_shot_real_minilm_picks_the_obvious_label(services, backend, text, 
 
 
 def test_long_text_is_truncated_and_says_so(services):
-    result = ask(services.classifier, "OpenVINO", "wonderful " * 300, "")
+    result = ask(services.classifier, "OpenVINO", "wonderful " * 600, "")
     assert result.timing["truncated"] is True
 
 

@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.images",
         "pipelines.diffusion",
         "pipelines.t5_openvino",
+        "pipelines.cpu",
     ),
     "on-disk format": ("pipelines.folders", "pipelines.layout", "pipelines.serving_files"),
     "hub client": ("pipelines.hub",),

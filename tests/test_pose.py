@@ -93,7 +93,7 @@ def test_int8_runner_generates_with_timing_and_keeps_aspect_ratio(runner):
     result = ask(runner.generation, "OpenVINO", wide, "a runner", "", 2, 7.5, 5)
     assert result.output.size == (runner.resolution, runner.resolution // 2)
     timing = result.timing
-    assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8"
+    assert timing["backend"] == "OpenVINO" and timing["precision"] == "OpenVINO INT8 weights"
     assert timing["seed"] == 5 and timing["steps"] == 2 and 0 < timing["step_ms"] < timing["latency_ms"]
     assert timing["model_source"] == "stand-in (random weights)"
 

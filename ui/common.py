@@ -161,6 +161,13 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
     else:
         other = Backend.PYTORCH.value if this_is_ov else Backend.OPENVINO.value
         line = f"{part(this_run, True)} · switch to {other} and run again to compare"
+    if timing.get("build"):
+        line += f"  \n⚙️ {timing['precision']}: {timing['build']}."
+    if timing.get("labels_cached"):
+        line += (
+            f"  \n🗂️ {timing['labels_cached']} of {timing['labels']} label embeddings came from {timing['backend']}'s "
+            "cache (asked before); the text and any new label were embedded now."
+        )
     if timing.get("truncated"):
         line += "  \n✂️ The input was longer than the model accepts and was truncated."
     return line, history

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import gradio as gr
 
+from pipelines.cpu import detect
 from pipelines.memory import rss_mb
 from pipelines.startup import Services
 
@@ -49,6 +50,7 @@ def system_report(services: Services) -> str:
     for device, name in runtime.devices().items():
         caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
         lines.append(f"| {device}{' (in use)' if device == settings.device else ''} | {name} | {caps} |")
+    lines += ["", f"CPU: {detect(settings.device).describe()}."]
     cache = runtime.cache_bytes()  # on/off and the size: the folder itself is the server's business
     cache_state = "off" if cache is None else f"on ({cache / 2**20:.0f} MB)"
     config = {k: v for k, v in runtime.ov_config().items() if k != "CACHE_DIR"}  # the cache: next line
@@ -66,16 +68,16 @@ def system_report(services: Services) -> str:
         f"- {_budget_state(services)}",
         "",
         "### Models",
-        "| model | source | quantization | PyTorch baseline from |",
-        "|---|---|---|---|",
+        "| model | source | build on this CPU, and why | precision hint | PyTorch baseline from |",
+        "|---|---|---|---|---|",
     ]
     for resolved in services.sources():
-        lines.append(
-            f"| {resolved.spec.title} | {resolved.describe()} | {resolved.spec.quantization.value} | "
-            f"{resolved.baseline_label} |"
-        )
+        spec = resolved.spec
+        build = spec.precision_label + (f": {spec.build_reason}" if spec.build_reason else "")
+        hint = settings.precision or spec.precision_hint or "plugin default"
+        lines.append(f"| {spec.title} | {resolved.describe()} | {build} | {hint} | {resolved.baseline_label} |")
     for key, message in services.failures.items():
-        lines.append(f"| {key} | failed: {without_paths(message)} | - | - |")
+        lines.append(f"| {key} | failed: {without_paths(message)} | - | - | - |")
     lines += [
         "",
         "### Compiled (at startup, or on first selection)",
