@@ -11,9 +11,15 @@ optimum-intel has no ControlNet pipeline, so each part is converted here with
 | `openvino_vae_decoder_model.xml`     | VAE decoder             | latent_sample 1×4×h×w                  |
 | `openvino_openpose_body_model.xml`   | OpenPose body network   | image 1×3×184×184                      |
 
-plus `tokenizer/`, `scheduler/` and `ovdemo.json` (source, quantization, shapes). The
-UNet and the ControlNet are compressed to INT8 weights with NNCF (weight-only: on CPUs
-without VNNI/AMX, INT8 activations do not pay off; see docs/pose.md).
+plus `tokenizer/`, `scheduler/` and `ovdemo.json` (source, quantization, shapes). Builds of the
+UNet and the ControlNet (`pipelines.cpu` picks one for the CPU):
+
+- `fp32`: as converted.
+- `int8-weights`: INT8 weights with NNCF (weight-only compression), float activations.
+- `int8`: Token Merging on the UNet (tomesd, as the SD tab's ToMe build), then NNCF post-training
+  INT8 of weights and activations for both, calibrated on their inputs recorded while the FP32
+  parts denoise a few prompts in the preset poses. 8-bit activations pay off only where the CPU
+  has 8-bit dot-product units (VNNI, AMX).
 
 The PyTorch source is one folder in this layout (a stand-in is built in it directly;
 the Hub repos are assembled into it with symlinks):
@@ -22,7 +28,7 @@ the Hub repos are assembled into it with symlinks):
     controlnet/                                      <- lllyasviel/sd-controlnet-openpose
     openpose/body_pose_model.pth                     <- lllyasviel/Annotators
 
-    python -m pipelines.controlnet_export --source DIR_OR_HUB --out DIR [--fp32] [--push-to user/repo]
+    python -m pipelines.controlnet_export --source DIR_OR_HUB --out DIR [--fp32 | --int8] [--push-to user/repo]
 """
 
 from __future__ import annotations
@@ -155,8 +161,11 @@ def _traceable_causal_mask():
         ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask)
 
 
-def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PART_FILES)) -> dict:
-    """Convert `parts` of the source folder to FP32 IR in `out_dir`; return the shapes."""
+def convert_parts(
+    source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PART_FILES), tome_ratio: float | None = None
+) -> dict:
+    """Convert `parts` of the source folder to FP32 IR in `out_dir`; return the shapes. `tome_ratio`:
+    Token Merging on the UNet (its merge sizes are fixed by the trace, at the static shape)."""
     import gc
 
     import openvino as ov
@@ -211,6 +220,11 @@ def convert_parts(source: Path, out_dir: Path, parts: tuple[str, ...] = tuple(PA
             "converting the UNet (%d×%d latents, batch %d, %d residual inputs)", latent, latent, CFG_BATCH, len(names)
         )
         unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32).eval()
+        if tome_ratio:
+            import tomesd
+
+            logger.info("Token Merging on the UNet, ratio %.2f", tome_ratio)
+            tomesd.apply_patch(unet, ratio=tome_ratio, use_rand=False)  # deterministic, as a trace must be
         save(_convert(UNet(unet), (sample, timestep, text, *residuals), [*inputs, *names], ["out_sample"]), "unet")
         del unet
     del residuals
@@ -245,7 +259,8 @@ def fp32_variant(ir_dir: Path, source: Path, out_dir: Path) -> Path:
     with building(out_dir) as partial:
         shutil.copytree(ir_dir, partial, ignore=skip, dirs_exist_ok=True)
         convert_parts(source, partial, QUANTIZED_PARTS)
-        write_manifest(partial, {**read_manifest(ir_dir), "quantization": Quantization.NONE.value})
+        manifest = {k: v for k, v in read_manifest(ir_dir).items() if k not in ("tome_ratio", "calibration")}
+        write_manifest(partial, {**manifest, "quantization": Quantization.NONE.value})
     return out_dir
 
 
@@ -272,23 +287,112 @@ def compress_folder(fp32_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+class _Recording:
+    """A compiled model that keeps the inputs of every inference its requests run (calibration data)."""
+
+    def __init__(self, compiled, samples: list[dict]):
+        self._compiled, self._samples = compiled, samples
+        self.outputs = compiled.outputs
+
+    def input(self, name: str):
+        return self._compiled.input(name)
+
+    def create_infer_request(self):
+        request, inputs, samples = self._compiled.create_infer_request(), self._compiled.inputs, self._samples
+
+        class Request:
+            def __getattr__(self, name):
+                return getattr(request, name)
+
+            def infer(self, feed):
+                request.infer(feed)
+                samples.append({port.get_any_name(): request.get_tensor(port).data.copy() for port in inputs})
+
+        return Request()
+
+
+def calibration_samples(spec: ModelSpec, fp32_dir: Path, shapes: dict, prompts: int, steps: int) -> dict:
+    """ControlNet and UNet inputs, recorded while the app's OpenVINO ControlNet pipeline runs the FP32
+    parts in `fp32_dir` on `prompts` calibration prompts, one preset pose each, `steps` steps."""
+    import openvino as ov
+    from transformers import CLIPTokenizer
+
+    from .controlnet_pipeline import OVStableDiffusionControlNetPipeline
+    from .convert import CALIBRATION_PROMPTS
+    from .diffusion import DiffusionRequest, make_scheduler
+    from .pose import presets
+
+    core = ov.Core()
+    parts = ("text_encoder", "controlnet", "unet", "vae_decoder")
+    compiled = {
+        p: core.compile_model(fp32_dir / PART_FILES[p], "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) for p in parts
+    }
+    samples: dict[str, list[dict]] = {"controlnet": [], "unet": []}
+    clip = CLIPTokenizer.from_pretrained(fp32_dir / "tokenizer")
+
+    def tokenize(text: str) -> tuple[dict, bool]:  # as the app's TextTokenizer, padded to 77
+        return dict(clip(text, padding="max_length", max_length=TOKENS, truncation=True, return_tensors="np")), False
+
+    scheduler = json.loads((fp32_dir / "scheduler" / "scheduler_config.json").read_text())
+    pipeline = OVStableDiffusionControlNetPipeline(
+        tokenize,
+        compiled["text_encoder"],
+        _Recording(compiled["controlnet"], samples["controlnet"]),
+        _Recording(compiled["unet"], samples["unet"]),
+        compiled["vae_decoder"],
+        lambda: make_scheduler(spec.defaults.get("scheduler", "UniPCMultistepScheduler"), scheduler),
+        shapes["resolution"],
+        float(shapes["vae_scaling_factor"]),
+    )
+    poses = list(presets(shapes["resolution"]).values())
+    for i, prompt in enumerate(CALIBRATION_PROMPTS[:prompts]):
+        logger.info("calibration prompt %d/%d", i + 1, prompts)
+        request = DiffusionRequest(prompt, "", steps, spec.defaults.get("guidance_scale", 7.5), seed=i).checked()
+        pipeline(poses[i % len(poses)], request)
+    return samples
+
+
+def _quantize_parts(spec: ModelSpec, fp32_dir: Path, partial: Path, shapes: dict, prompts: int, steps: int) -> None:
+    """INT8 weights and activations (NNCF, calibrated) of the UNet and the ControlNet of an FP32 IR folder."""
+    import openvino as ov
+
+    from .convert import _quantize_unet
+
+    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    shutil.copytree(fp32_dir, partial, ignore=skip, dirs_exist_ok=True)
+    samples = calibration_samples(spec, fp32_dir, shapes, prompts, steps)
+    core = ov.Core()
+    for part in QUANTIZED_PARTS:
+        logger.info("quantizing the %s to INT8 on %d recorded inputs (NNCF)", part, len(samples[part]))
+        model = _quantize_unet(core.read_model(fp32_dir / PART_FILES[part]), samples.pop(part))
+        ov.save_model(model, partial / PART_FILES[part], compress_to_fp16=False)
+        del model
+
+
 def export_controlnet(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Quantization | None = None):
     """Source folder -> IR folder (`quantization` defaults to the spec's), written in one step
     (`folders.building`), so an interrupted export never looks finished."""
     quantization = spec.quantization if quantization is None else quantization
-    if quantization is Quantization.INT8:
-        raise ValueError("The ControlNet pose models support weight-only INT8 (int8-weights) or fp32.")
     source = Path(source)
     logger.info("exporting %s from %s to OpenVINO IR (%s)", spec.key, source, quantization.value)
+    tome = spec.defaults.get("tome_ratio") if quantization is Quantization.INT8 else None
+    calibration = {
+        "prompts": spec.defaults.get("calibration_prompts", 4),
+        "steps": spec.defaults.get("calibration_steps", 10),
+    }
     with building(out_dir) as partial:
         if quantization is Quantization.NONE:
             shapes = convert_parts(source, partial)
         else:
             # Inside the partial folder: a killed export leaves nothing that outlives the next one.
             with tempfile.TemporaryDirectory(prefix="fp32-", dir=partial) as fp32:
-                shapes = convert_parts(source, Path(fp32))
-                _compress_parts(Path(fp32), partial)
-        write_manifest(partial, {"source": str(source), "quantization": quantization.value, **shapes})
+                shapes = convert_parts(source, Path(fp32), tome_ratio=tome)
+                if quantization is Quantization.INT8:
+                    _quantize_parts(spec, Path(fp32), partial, shapes, **calibration)
+                else:
+                    _compress_parts(Path(fp32), partial)
+        extra = {"tome_ratio": tome, "calibration": calibration} if tome else {}
+        write_manifest(partial, {"source": str(source), "quantization": quantization.value, **shapes, **extra})
     return out_dir
 
 
@@ -309,7 +413,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", help="source folder in the layout above; default: download the Hub repos")
     parser.add_argument("--standin", choices=["full", "tiny"], help="build a random-weight stand-in as the source")
     parser.add_argument("--out", type=Path, required=True, help="IR folder to write")
-    parser.add_argument("--fp32", action="store_true", help="no INT8 compression")
+    build = parser.add_mutually_exclusive_group()
+    build.add_argument("--fp32", action="store_true", help="no INT8 compression")
+    build.add_argument(
+        "--int8", action="store_true", help="Token Merging + INT8 weights and activations, calibrated (VNNI/AMX CPUs)"
+    )
     parser.add_argument("--push-to", help="Hub repo id to upload the folder to (needs a write token)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     args = parser.parse_args(argv)
@@ -332,7 +440,8 @@ def main(argv: list[str] | None = None) -> None:
         source = assemble_hub_source(spec, fetch, settings.home / "sources" / spec.key)
         if source is None:
             raise SystemExit("The PyTorch repos could not be downloaded from the Hub; pass --source or --standin.")
-    export_controlnet(spec, source, args.out, Quantization.NONE if args.fp32 else None)
+    quantization = Quantization.NONE if args.fp32 else Quantization.INT8 if args.int8 else None
+    export_controlnet(spec, source, args.out, quantization)
     logger.info("IR folder ready: %s", args.out)
     if args.push_to:
         logger.info("uploaded to %s", push_to_hub(args.out, args.push_to, args.private))

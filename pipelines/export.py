@@ -6,6 +6,7 @@ stand-in: optimum-intel exports, NNCF quantizes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -50,12 +51,24 @@ def weights_format(spec: ModelSpec, quantization: Quantization | None = None) ->
     return INT8_WEIGHTS_FORMAT if text_task and quantization is Quantization.INT8_WEIGHTS else None
 
 
+def calibration_format(spec: ModelSpec) -> str | None:
+    """How `export()` calibrates `spec`'s full INT8 text build (recorded in its manifest); None otherwise."""
+    text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
+    if not text_task or spec.quantization is not Quantization.INT8:
+        return None
+    return f"padded to {spec.static_shape[1]}" if spec.static_shape else "each text at its own length"
+
+
 def is_stale_export(path: Path, spec: ModelSpec) -> bool:
-    """An earlier export by this app (it has a manifest) whose weight format is no longer the one written."""
-    expected = weights_format(spec)
-    if expected is None or not (path / MANIFEST).is_file():
+    """An earlier export by this app (it has a manifest) whose weight format or calibration is no longer
+    the one written."""
+    if not (path / MANIFEST).is_file():
         return False
-    return read_manifest(path).get("weights") != expected
+    manifest = read_manifest(path)
+    weights, calibration = weights_format(spec), calibration_format(spec)
+    return bool(
+        (weights and manifest.get("weights") != weights) or (calibration and manifest.get("calibration") != calibration)
+    )
 
 
 def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:
@@ -125,7 +138,9 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
         tokenizer.save_pretrained(partial)
         write_serving_files(partial, spec.task)
         manifest = {"source": str(source), "quantization": quantization.value}
-        write_manifest(partial, manifest | ({"weights": weights} if weights else {}))
+        calibration = calibration_format(dataclasses.replace(spec, quantization=quantization))
+        manifest |= ({"weights": weights} if weights else {}) | ({"calibration": calibration} if calibration else {})
+        write_manifest(partial, manifest)
     return out_dir
 
 

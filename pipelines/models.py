@@ -84,6 +84,7 @@ class BackendPair(Generic[OV, T]):
         ov_memory: Callable[[], float | None] = lambda: None,
         torch_key: object = None,
         lock: threading.Lock | None = None,
+        build_reason: str | None = None,
     ):
         self.resolved = resolved
         self.spec = resolved.spec
@@ -96,6 +97,8 @@ class BackendPair(Generic[OV, T]):
         self.name = name or self.spec.title
         """What the PyTorch side is called where a person reads it."""
         self.lock = lock or threading.Lock()
+        self.build_reason = self.spec.build_reason if build_reason is None else build_reason
+        """Why this OpenVINO build runs on this CPU (`cpu.build_for`); "" when there is nothing to say."""
 
     @property
     def torch_loaded(self) -> bool:
@@ -130,7 +133,7 @@ class BackendPair(Generic[OV, T]):
             "model": self.spec.title,
             "model_source": self.resolved.source.value,
             "standin": self.resolved.is_standin,
-            "build": self.spec.build_reason if backend is Backend.OPENVINO and self.spec.build_reason else None,
+            "build": self.build_reason if backend is Backend.OPENVINO and self.build_reason else None,
             **extra,
         }
 
@@ -190,10 +193,11 @@ class TextTokenizer:
         token = config.get("pad_token")
         token = token.get("content") if isinstance(token, dict) else token
         pad_id = self._tokenizer.token_to_id(token) if token else None
-        # A batch is padded to its longest text (transformers' `padding=True`).
+        # A batch is padded to its longest text (transformers' `padding=True`); without a padding token,
+        # with id 0: padded positions are masked, so what they hold does not count.
         self._batch = Tokenizer.from_str(self._tokenizer.to_str())
-        if pad_id is not None:
-            self._batch.enable_padding(direction=config.get("padding_side", "right"), pad_id=pad_id, pad_token=token)
+        side = config.get("padding_side", "right")
+        self._batch.enable_padding(direction=side, pad_id=pad_id or 0, pad_token=token or "[PAD]")
         if pad:
             if pad_id is None:
                 raise ValueError(f"The tokenizer in {Path(folder).name} names no padding token.")

@@ -139,6 +139,11 @@ CONTROLNET_POSE = ModelSpec(
         "scheduler": "UniPCMultistepScheduler",
         "steps": 20,
         "guidance_scale": 7.5,
+        # The INT8 build (weights and activations, for CPUs with VNNI or AMX): Token Merging on the
+        # UNet as in the SD tab's ToMe build, and NNCF calibrated on this many prompts and steps.
+        "tome_ratio": 0.4,
+        "calibration_prompts": 4,
+        "calibration_steps": 10,
     },
 )
 

@@ -101,13 +101,13 @@ def _local(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
 
 
 def ov_repo(spec: ModelSpec, settings: Settings) -> str | None:
-    """The Hub repo of `spec`'s prebuilt IR: the registry's, unless the settings name another; None when
-    `spec` asks for another build than the one published (`cpu.for_this_cpu`): that one is exported."""
+    """The Hub repo of `spec`'s prebuilt IR: the one the settings name, else the registry's; None when
+    `spec` asks for another build than the registry's published one (`cpu.for_this_cpu`): that one is exported."""
+    if spec.task is Task.CONTROLNET_POSE and settings.controlnet_ov_repo:
+        return settings.controlnet_ov_repo
     published = REGISTRY.get(spec.key)
     if published is not None and published.quantization is not spec.quantization:
         return None
-    if spec.task is Task.CONTROLNET_POSE and settings.controlnet_ov_repo:
-        return settings.controlnet_ov_repo
     return spec.ov_repo
 
 

@@ -3,6 +3,7 @@ PyTorch worker, the same tasks with their PyTorch side only (`torch_*`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
-from .cpu import detect, for_this_cpu
+from .cpu import CpuFeatures, detect, for_this_cpu
 from .memory import Growth, memory_limit_mb, rss_mb
 from .models import DualModel
 from .prepare import resolve_apart
 from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
-from .resolve import ResolvedModel, pytorch_source, resolve
+from .resolve import NotBuilt, ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
 from .settings import Settings
 from .translation import Translator
@@ -157,6 +158,28 @@ def torch_pose(settings: Settings, spec: ModelSpec) -> PoseRunner:
     return PoseRunner(resolved, Runtime(settings, openvino=False), lambda: pytorch_source(resolved, settings))
 
 
+def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSpec:
+    """The ControlNet pose build for `cpu` when it is at hand, else `spec`'s published build. The INT8
+    build is exported from the PyTorch repos with a calibration run (tens of minutes on two cores), which
+    startup never starts by itself; `python -m pipelines.controlnet_export --int8` makes it."""
+    chosen = for_this_cpu(spec, cpu)
+    if settings.controlnet_ov_repo:
+        return dataclasses.replace(spec, build_reason="the build in the repo OVDEMO_CONTROLNET_OV_REPO names")
+    if chosen.quantization is spec.quantization:
+        return chosen
+    try:
+        resolve(chosen, settings, build=False)
+        return chosen
+    except NotBuilt:
+        logger.info("%s: the %s build is not built here; serving %s", spec.key, chosen.quantization.value,
+                    spec.quantization.value)  # fmt: skip
+        reason = (
+            f"the Token Merging + INT8 build this CPU's {cpu.int8_units} would run faster is not built here yet "
+            "(python -m pipelines.controlnet_export --int8)"
+        )
+        return dataclasses.replace(spec, build_reason=reason)
+
+
 def _failure(spec: ModelSpec, exc: BaseException) -> str:
     """A sentence for the tab's banner. The app's own ValueErrors are written for people and
     name no server path; any other exception is named by its type (the log has the rest)."""
@@ -178,10 +201,6 @@ def start(
     from .sd import SDRunner
 
     t0 = time.perf_counter()
-    cpu = detect(settings.device)
-    logger.info("CPU: %s", cpu.describe())
-    specs = tuple(for_this_cpu(spec, cpu) for spec in specs)  # the build that runs fastest here
-    pose = for_this_cpu(pose, cpu) if pose else None
     services = Services(settings, Runtime(settings))
     limit = settings.memory_budget_mb or BUDGET_SHARE * memory_limit_mb()
     services.budget = MemoryBudget(
@@ -197,7 +216,11 @@ def start(
         import tokenizers  # noqa: F401
 
         services.runtime.core  # noqa: B018 - OpenVINO's Core and its CPU plugin
+        cpu = detect()
     logger.info("libraries imported: %.0f MB resident", libraries.mb)
+    logger.info("CPU: %s", cpu.describe())
+    specs = tuple(for_this_cpu(spec, cpu) for spec in specs)  # the build that runs fastest here
+    pose = pose_build(pose, cpu, settings) if pose else None
 
     # Models resolve here without building; one that must be built is built in a child process.
     def load_model(spec: ModelSpec) -> None:

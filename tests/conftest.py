@@ -40,7 +40,7 @@ def built_model(services, settings, tmp_path_factory):
     def get(key: str, quantization: Quantization) -> DualModel:
         if (key, quantization) not in built:
             resolved = services.models[key].resolved
-            spec: ModelSpec = dataclasses.replace(resolved.spec, quantization=quantization)
+            spec: ModelSpec = dataclasses.replace(resolved.spec, quantization=quantization, build_reason="")
             folder = export(spec, resolved.torch_ref, tmp_path_factory.mktemp(key) / quantization.value)
             built[key, quantization] = DualModel(dataclasses.replace(resolved, spec=spec, ir_dir=Path(folder)), runtime)
         return built[key, quantization]

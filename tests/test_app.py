@@ -75,6 +75,13 @@ def test_latency_line_says_which_build_runs_and_what_came_from_the_cache():
     line, _ = latency_line({**ov, "labels": 4, "labels_cached": 3}, {})
     assert "3 of 4 label embeddings came from OpenVINO's cache" in line
     assert "cache" not in latency_line({**ov, "labels": 4, "labels_cached": 0}, {})[0]
+    # A run with its labels cached is compared with a run of the other backend that had them cached too.
+    _, history = latency_line({**ov, "labels": 4, "labels_cached": 0}, {})
+    pt = {**ov, "backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 8.0}
+    line, history = latency_line({**pt, "labels": 4, "labels_cached": 4}, history)
+    assert "switch to OpenVINO" in line
+    line, _ = latency_line({**ov, "labels": 4, "labels_cached": 4}, history)
+    assert "4.0× faster" in line
 
 
 def test_latency_line_compares_memory_when_both_backends_know_theirs():

@@ -8,9 +8,12 @@ import pytest
 
 from pipelines import cpu
 from pipelines.cpu import CpuFeatures, build_for, for_this_cpu, read_flags
+from pipelines.export import calibration_format, is_stale_export
+from pipelines.folders import write_manifest
 from pipelines.registry import CONTROLNET_POSE, REGISTRY, SD_TOME_INT8, SENTIMENT, TRANSLATION, ZERO_SHOT, Quantization
 from pipelines.resolve import ov_repo
 from pipelines.settings import Settings
+from pipelines.startup import pose_build
 
 ZEN3 = CpuFeatures("AMD EPYC 7B13", frozenset({"avx2", "fma"}), ("FP32", "INT8", "BIN", "EXPORT_IMPORT"))
 ZEN4 = CpuFeatures(
@@ -59,11 +62,14 @@ def test_8bit_activations_only_with_8bit_dot_product_units(spec):
     assert build_for(spec, ZEN3).precision_hint is None
 
 
-def test_translation_keeps_int8_weights_and_sd_keeps_the_published_build():
+def test_translation_int8_weights_sd_as_published_controlnet_by_units():
     for machine in (ZEN3, ZEN4, SAPPHIRE_RAPIDS):
         assert build_for(TRANSLATION, machine).quantization is Quantization.INT8_WEIGHTS
         assert build_for(SD_TOME_INT8, machine).quantization is SD_TOME_INT8.quantization
-        assert build_for(CONTROLNET_POSE, machine).quantization is Quantization.INT8_WEIGHTS
+    assert build_for(CONTROLNET_POSE, ZEN3).quantization is Quantization.INT8_WEIGHTS
+    for machine in (ZEN4, SAPPHIRE_RAPIDS):
+        build = build_for(CONTROLNET_POSE, machine)
+        assert build.quantization is Quantization.INT8 and "Token Merging" in build.reason
 
 
 def test_for_this_cpu_keeps_the_model_and_records_why():
@@ -77,3 +83,21 @@ def test_a_build_other_than_the_published_one_is_exported_not_downloaded():
     assert ov_repo(CONTROLNET_POSE, settings) == REGISTRY[CONTROLNET_POSE.key].ov_repo
     other = dataclasses.replace(CONTROLNET_POSE, quantization=Quantization.NONE)
     assert ov_repo(other, settings) is None
+
+
+def test_the_pose_int8_build_is_served_only_once_built(settings):
+    """Startup never starts the long calibrated build by itself: it serves the published build and says why."""
+    waiting = pose_build(CONTROLNET_POSE, ZEN4, settings)  # the INT8 build is not in the test home
+    assert waiting.quantization is Quantization.INT8_WEIGHTS and "not built here yet" in waiting.build_reason
+    assert "AVX-512 VNNI" in waiting.build_reason
+    assert pose_build(CONTROLNET_POSE, ZEN3, settings) == for_this_cpu(CONTROLNET_POSE, ZEN3)
+    named = pose_build(CONTROLNET_POSE, ZEN4, dataclasses.replace(settings, controlnet_ov_repo="you/pose-ir"))
+    assert "OVDEMO_CONTROLNET_OV_REPO" in named.build_reason
+
+
+def test_an_int8_text_export_calibrated_otherwise_is_made_again(tmp_path):
+    spec = dataclasses.replace(SENTIMENT, quantization=Quantization.INT8)
+    write_manifest(tmp_path, {"quantization": "int8"})  # before calibration was recorded (padded to 128)
+    assert is_stale_export(tmp_path, spec)
+    write_manifest(tmp_path, {"quantization": "int8", "calibration": calibration_format(spec)})
+    assert not is_stale_export(tmp_path, spec)

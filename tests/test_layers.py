@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "on-disk format": ("pipelines.folders", "pipelines.layout", "pipelines.serving_files"),
     "hub client": ("pipelines.hub",),
-    "parts": ("pipelines.pose",),
+    "parts": ("pipelines.pose", "pipelines.controlnet_pipeline"),
     "build": ("pipelines.standins", "pipelines.convert", "pipelines.controlnet_export", "pipelines.export"),
     "resolve": ("pipelines.resolve", "pipelines.prepare"),
     "serving": (

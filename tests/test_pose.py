@@ -16,10 +16,11 @@ from PIL import Image, ImageDraw
 
 from pipelines import images
 from pipelines.controlnet import PoseRunner, run_torch_pipeline
-from pipelines.controlnet_export import fp32_variant
+from pipelines.controlnet_export import export_controlnet, fp32_variant
 from pipelines.diffusion import DiffusionRequest
 from pipelines.pose import PRESET_KEYPOINTS, draw_keypoints, presets, save_presets
-from pipelines.protocol import ask
+from pipelines.protocol import Backend, ask
+from pipelines.registry import Quantization
 from pipelines.runtime import Runtime
 
 # FP32 IR with INFERENCE_PRECISION_HINT=f32 against diffusers fp32: both run the same
@@ -27,6 +28,8 @@ from pipelines.runtime import Runtime
 PIXEL_ATOL = 1e-4
 # Body network heatmaps/PAFs, OpenVINO FP32 vs PyTorch.
 BODY_ATOL = 1e-4
+# ToMe+INT8 (weights and activations) against diffusers fp32, same seed: PSNR of the [0, 1] pixels.
+INT8_MIN_PSNR_DB = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,20 @@ def fp32_runner(runner, settings, tmp_path_factory) -> PoseRunner:
     folder = fp32_variant(runner.resolved.ir_dir, runner.torch_source(), tmp_path_factory.mktemp("pose") / "fp32")
     runtime = Runtime(dataclasses.replace(settings, cache_dir=None, precision="f32"))
     return PoseRunner(dataclasses.replace(runner.resolved, ir_dir=folder), runtime)
+
+
+@pytest.fixture(scope="module")
+def int8_runner(runner, settings, tmp_path_factory) -> PoseRunner:
+    """The build picked on CPUs with VNNI or AMX, made by the app's export: Token Merging on the UNet,
+    INT8 weights and activations of UNet and ControlNet, calibrated (2 prompts × 2 steps here)."""
+    spec = dataclasses.replace(
+        runner.spec,
+        quantization=Quantization.INT8,
+        defaults={**runner.spec.defaults, "calibration_prompts": 2, "calibration_steps": 2},
+    )
+    folder = export_controlnet(spec, runner.torch_source(), tmp_path_factory.mktemp("pose") / "int8")
+    runtime = Runtime(dataclasses.replace(settings, cache_dir=None, precision="f32"))
+    return PoseRunner(dataclasses.replace(runner.resolved, spec=spec, ir_dir=folder), runtime)
 
 
 def _request(seed=7, guidance=7.5, steps=2, negative="blurry") -> DiffusionRequest:
@@ -73,6 +90,18 @@ def test_openvino_pipeline_matches_diffusers(fp32_runner, guidance):
     assert ov.array.shape == pt.array.shape == (fp32_runner.resolution, fp32_runner.resolution, 3)
     assert ov.array.std() > 0.01  # not a blank image
     np.testing.assert_allclose(ov.array, pt.array, atol=PIXEL_ATOL)
+
+
+def test_tome_int8_build_is_close_to_diffusers(int8_runner, fp32_runner):
+    """Same seed, pose and prompt: the ToMe+INT8 image against diffusers fp32, by PSNR."""
+    condition = presets(int8_runner.resolution)["arms raised"]
+    request = _request()
+    ov = int8_runner.pipelines.ov(condition, request, int8_runner.new_scheduler()).array
+    pt = run_torch_pipeline(fp32_runner.pipelines.torch(), condition, request, fp32_runner.new_scheduler()).array
+    psnr = 10 * np.log10(1.0 / max(float(((ov - pt) ** 2).mean()), 1e-12))
+    assert psnr >= INT8_MIN_PSNR_DB, psnr
+    assert int8_runner.manifest["tome_ratio"] == int8_runner.spec.defaults["tome_ratio"]
+    assert int8_runner.pipelines.label(Backend.OPENVINO) == "OpenVINO ToMe+INT8"
 
 
 def test_pose_and_seed_drive_the_output(runner):

@@ -39,9 +39,10 @@ def test_cache_dir_that_is_a_file_runs_without_cache(settings, tmp_path, caplog)
     assert "not writable" in caplog.text
 
 
-def test_static_shape_after_reshape(services):
+def test_text_models_take_any_length(services):
+    """No static reshape: each request runs at its own token count."""
     inputs = services.models[SENTIMENT.key].ov.model.inputs
-    assert all(i.get_partial_shape().is_static and list(i.get_shape()) == [1, 128] for i in inputs)
+    assert all(i.get_partial_shape()[1].is_dynamic for i in inputs)
 
 
 def test_ov_config_and_devices(settings):

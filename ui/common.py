@@ -140,6 +140,8 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
     from this request and the last request of the other backend of the same kind (kept per browser
     session). Memory is what each backend's model added to its process when it loaded."""
     kind = timing.get("task", "default")
+    if timing.get("labels"):  # zero-shot: compared with a run that took as many label embeddings from its cache
+        kind += f" ({timing.get('labels_cached', 0)} of {timing['labels']} cached)"
     this_run = (timing["precision"], timing["latency_ms"], timing.get("memory_mb"))
     runs = {**history.get(kind, {}), timing["backend"]: this_run}
     history = {**history, kind: runs}

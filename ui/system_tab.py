@@ -50,7 +50,7 @@ def system_report(services: Services) -> str:
     for device, name in runtime.devices().items():
         caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
         lines.append(f"| {device}{' (in use)' if device == settings.device else ''} | {name} | {caps} |")
-    lines += ["", f"CPU: {detect(settings.device).describe()}."]
+    lines += ["", f"CPU: {detect().describe()}."]
     cache = runtime.cache_bytes()  # on/off and the size: the folder itself is the server's business
     cache_state = "off" if cache is None else f"on ({cache / 2**20:.0f} MB)"
     config = {k: v for k, v in runtime.ov_config().items() if k != "CACHE_DIR"}  # the cache: next line
