@@ -73,7 +73,7 @@ PLANS: dict[str, Plan] = {
                         _nlp("translation"), _prepare("nlp", "translation")),
     "sd": Plan((*BASE_CONFIGS, "openvino-int8", "openvino-tome-int8"), ("sd-unet-step", "sd-pipeline"),
                Repeats(1, 5, 60), Repeats(1, 2, 30), _sd, _prepare("sd")),
-    "controlnet": Plan((*BASE_CONFIGS, "openvino-int8-weights"), ("controlnet-step", "pose-detection"),
+    "controlnet": Plan((*BASE_CONFIGS, "openvino-int8-weights", "openvino-int8"), ("controlnet-step", "pose-detection"),
                        Repeats(1, 5, 60), Repeats(1, 2, 30), _controlnet, _prepare("controlnet")),
     "startup": Plan((), ("startup",), Repeats(0, 1), Repeats(0, 1)),
     "visit": Plan((), ("visit",), Repeats(0, 1), Repeats(0, 1)),

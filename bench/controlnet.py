@@ -3,7 +3,7 @@ at the IR's static size, and OpenPose body detection of a photo.
 
 Runs on the ControlNet pose stand-in of the benchmark's size (`full`: SD 1.5 + the OpenPose
 ControlNet + the body network, real configurations, random weights), with its FP32 IR and
-the app's INT8-weights IR, both converted once where the app keeps them.
+its INT8-weights IR and its Token Merging + INT8 IR, each converted once where the app keeps them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import Config, Repeats, autocast, bench_settings, measure, ov_props, row, save_output, weights_mib
+from .core import (
+    QUANTIZATION_OF_BUILD,
+    Config,
+    Repeats,
+    autocast,
+    bench_settings,
+    measure,
+    ov_props,
+    row,
+    save_output,
+    weights_mib,
+)
 
 
-def folders(settings) -> dict[str, Path]:
-    """PyTorch source, FP32 IR and INT8-weights IR of the stand-in (built once), by build name."""
+def folders(settings, build: str = "fp32") -> dict[str, Path]:
+    """PyTorch source and the IR of `build` (always with the FP32 IR the quantized builds start from,
+    which also gives the shapes) of the stand-in, by build name; built once where the app keeps them."""
     from pipelines.controlnet_export import compress_folder, export_controlnet
     from pipelines.export import is_complete_ir_folder
     from pipelines.registry import CONTROLNET_POSE, Quantization
@@ -25,21 +37,22 @@ def folders(settings) -> dict[str, Path]:
 
     # The app's offline layout (`resolve`): weights per stand-in builder, IR folders per model.
     root = settings.home / "standins" / settings.standin_size / CONTROLNET_POSE.key
-    found = {
-        "pytorch": standin_weights(CONTROLNET_POSE, settings),
-        "fp32": root / f"openvino-{Quantization.NONE.value}",
-        "int8-weights": root / f"openvino-{Quantization.INT8_WEIGHTS.value}",
-    }
-    if not is_complete_ir_folder(found["fp32"]):
-        export_controlnet(CONTROLNET_POSE, found["pytorch"], found["fp32"], Quantization.NONE)
-    if not is_complete_ir_folder(found["int8-weights"]):
-        compress_folder(found["fp32"], found["int8-weights"])
+    found = {"pytorch": standin_weights(CONTROLNET_POSE, settings)}
+    for name in dict.fromkeys(("fp32", build)):  # FP32 first: the INT8-weights build compresses it
+        quantization = Quantization(QUANTIZATION_OF_BUILD[name])
+        found[name] = folder = root / f"openvino-{quantization.value}"
+        if is_complete_ir_folder(folder):
+            continue
+        if quantization is Quantization.INT8_WEIGHTS and is_complete_ir_folder(found.get("fp32", root / "-")):
+            compress_folder(found["fp32"], folder)
+        else:
+            export_controlnet(CONTROLNET_POSE, found["pytorch"], folder, quantization)
     return found
 
 
 def prepare(config: Config, threads: int, standin_size: str, home) -> None:
-    """Build both IRs (and the stand-in's weights) before anything is timed."""
-    folders(bench_settings(config, threads, standin_size, home))
+    """Build the IR `config` runs (and the stand-in's weights) before anything is timed."""
+    folders(bench_settings(config, threads, standin_size, home), config.build)
 
 
 def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
@@ -54,7 +67,7 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     from pipelines.pose import PoseDetector, load_body_network, ov_body_network, presets
 
     settings = bench_settings(config, threads, standin_size, home)
-    found = folders(settings)
+    found = folders(settings, config.build if config.backend == "OpenVINO" else "fp32")
     shapes = json.loads((found["fp32"] / MANIFEST).read_text())
     size, latent = shapes["resolution"], shapes["latent_size"]
     rng = np.random.default_rng(0)
