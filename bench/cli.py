@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import CONFIGS, Repeats
+from .core import CONFIGS, REQUEST_PAUSE_S, Repeats
 
 BASE_CONFIGS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-default")
 TEXT_CONFIGS = (*BASE_CONFIGS, "openvino-int8-weights", "openvino-int8")
@@ -67,9 +67,11 @@ def _controlnet(config, args, repeats):
 
 PLANS: dict[str, Plan] = {
     "classification": Plan(TEXT_CONFIGS, ("classification-short", "classification", "zero-shot-repeat"),
-                           Repeats(5, 50, 60), Repeats(2, 10, 20), _nlp("classification"),
+                           Repeats(5, 50, 60, REQUEST_PAUSE_S), Repeats(2, 10, 20, REQUEST_PAUSE_S),
+                           _nlp("classification"),
                            _prepare("nlp", "classification")),
-    "translation": Plan(TEXT_CONFIGS[:-1], ("translation",), Repeats(3, 30, 60), Repeats(1, 5, 20),
+    "translation": Plan(TEXT_CONFIGS[:-1], ("translation",), Repeats(3, 30, 60, REQUEST_PAUSE_S),
+                        Repeats(1, 5, 20, REQUEST_PAUSE_S),
                         _nlp("translation"), _prepare("nlp", "translation")),
     "sd": Plan((*BASE_CONFIGS, "openvino-int8", "openvino-tome-int8"), ("sd-unet-step", "sd-pipeline"),
                Repeats(1, 5, 60), Repeats(1, 2, 30), _sd, _prepare("sd")),
@@ -192,6 +194,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", metavar="BENCH_JSON", help="one report from runs of other workloads"
+    )
     args = parser.parse_args(argv)  # fmt: skip
     if args.threads < 1 or args.sd_steps < 1 or args.timeout_s <= 0:
         parser.error("--threads, --sd-steps and --timeout-s must be at least 1")
@@ -202,13 +207,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     args = parse(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        return merge(args.merge, args.out)
     if args.worker:
         print(json.dumps(run_worker(args), default=str))
         return None
 
     import logging
 
-    from . import chart, report
+    from . import report
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     log = logging.getLogger("bench")
@@ -239,7 +246,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     document = {
         "conditions": {
             "machine": report.machine(),
+            "int8_units": cpu.int8_units,
             "app_builds": app,
+            "workloads": args.workloads,
             "threads": args.threads,
             "quick": args.quick,
             "models": f"{args.standin_size} stand-ins where the Hub is out of reach",
@@ -250,9 +259,41 @@ def main(argv: list[str] | None = None) -> dict | None:
         "results": [{k: report.finite(v) for k, v in r.items()} for r in results],
         "targets": report.targets(results, app, vnni=cpu.int8_units is not None),
     }
-    (args.out / "bench.json").write_text(json.dumps(document, indent=2, default=str))
+    return write(document, args.out)
+
+
+def write(document: dict, out: Path) -> dict:
+    """`bench.json`, `bench.md` and `chart.png` of `document` in `out`; prints the markdown."""
+    from . import chart, report
+
+    (out / "bench.json").write_text(json.dumps(document, indent=2, default=str))
     text = report.markdown(document)
-    (args.out / "bench.md").write_text(text)
-    chart.draw(results, args.out / "chart.png", document["conditions"]["machine"], app)
+    (out / "bench.md").write_text(text)
+    conditions = document["conditions"]
+    chart.draw(document["results"], out / "chart.png", conditions["machine"], conditions.get("app_builds"))
     print(text)
     return document
+
+
+def merge(paths: list[Path], out: Path) -> dict:
+    """One report from the `bench.json` of runs of other workloads on the same machine: every ratio
+    still comes from one run (its workload's), and the targets are judged over all of them."""
+    from . import report
+
+    documents = [json.loads(Path(path).read_text()) for path in paths]
+    conditions = [d["conditions"] for d in documents]
+    if len({c["machine"] for c in conditions}) > 1:
+        raise SystemExit("These runs were made on different machines; merge runs of one machine only.")
+    seen = [(r["workload"], r["config"]) for d in documents for r in d["results"] if "config" in r]
+    if len(seen) != len(set(seen)):
+        raise SystemExit("A workload and configuration appears in more than one run; merge runs of other workloads.")
+    results = [r for d in documents for r in d["results"]]
+    merged = {
+        **conditions[0],
+        "minutes": round(sum(c.get("minutes", 0) for c in conditions), 1),
+        "quick": any(c.get("quick") for c in conditions),
+        "load_avg": " and ".join(c.get("load_avg", "-") for c in conditions),
+        "runs": len(documents),
+    }
+    app, vnni = merged.get("app_builds") or report.app_builds(), merged.get("int8_units") is not None
+    return write({"conditions": merged, "results": results, "targets": report.targets(results, app, vnni)}, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -40,6 +41,9 @@ def test_measure_discards_warmup_and_stops_at_the_budget():
     slow = measure(lambda: __import__("time").sleep(0.02), Repeats(warmup=0, runs=100, budget_s=0.05))
     assert 1 <= len(slow) < 10  # stopped once 50 ms were spent
     assert len(measure(lambda: None, Repeats(0, 0, budget_s=0))) == 1  # at least one timed call
+    start = time.perf_counter()
+    paused = measure(lambda: None, Repeats(warmup=0, runs=3, pause_s=0.02))
+    assert time.perf_counter() - start >= 0.06 and max(paused) < 0.02  # the pause is not timed
 
 
 def test_summary_median_and_nearest_rank_p90():
@@ -165,3 +169,26 @@ def test_a_configuration_that_runs_too_long_is_stopped_and_reported(tmp_path):
     args = cli.parse(["--timeout-s", "0.5", "--out", str(tmp_path), "--standin-size", "tiny"])
     outcome = cli.spawn(args, ["startup", ""])
     assert outcome["error"].startswith("did not finish in")
+
+
+def test_runs_of_other_workloads_merge_into_one_report(tmp_path):
+    app = report.app_builds(ZEN3)
+    conditions = {"machine": ZEN3.describe(), "int8_units": None, "app_builds": app, "minutes": 10.0, "load_avg": "2"}
+    text = [r for r in RESULTS if r["workload"] != "translation"]
+    translation = [r for r in RESULTS if r["workload"] == "translation"]
+    paths = []
+    for name, results in (("text", text), ("translation", translation)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "bench.json").write_text(json.dumps({"conditions": conditions, "results": results}))
+        paths.append(tmp_path / name / "bench.json")
+    document = cli.main(["--merge", *map(str, paths), "--out", str(tmp_path / "merged")])
+    assert document["conditions"]["minutes"] == 20.0 and document["conditions"]["runs"] == 2
+    judged = {t["target"]: t for t in document["targets"]}
+    assert judged["Without VNNI: OpenVINO ≥ 1× PyTorch fp32, translation"]["measured"] == "5.00×"
+    assert "| openvino-int8-weights (app) | 80.0 ms |" in (tmp_path / "merged" / "bench.md").read_text()
+    with pytest.raises(SystemExit, match="more than one run"):
+        cli.merge([paths[0], paths[0]], tmp_path)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"conditions": {**conditions, "machine": ZEN4.describe()}, "results": []}))
+    with pytest.raises(SystemExit, match="different machines"):
+        cli.merge([paths[0], other], tmp_path)
