@@ -256,6 +256,11 @@ def markdown(report: dict) -> str:
             f"Models: {conditions.get('models', '-')}. "
             + ("Quick mode (fewer runs). " if conditions.get("quick") else "")
             + "Each configuration in its own process; median after warm-up. "
+            + (
+                f"Merged from {conditions['runs']} runs of other workloads (each workload's ratios from one run). "
+                if conditions.get("runs")
+                else ""
+            )
             + f"1-minute load average at the end of each configuration: {conditions.get('load_avg', '-')}.",
             "",
         ]
