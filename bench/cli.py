@@ -282,9 +282,12 @@ def merge(paths: list[Path], out: Path) -> dict:
 
     documents = [json.loads(Path(path).read_text()) for path in paths]
     conditions = [d["conditions"] for d in documents]
-    if len({c["machine"] for c in conditions}) > 1:
-        raise SystemExit("These runs were made on different machines; merge runs of one machine only.")
-    seen = [(r["workload"], r["config"]) for d in documents for r in d["results"] if "config" in r]
+    for name in ("machine", "int8_units", "threads", "models", "sd_steps"):
+        if len({json.dumps(c.get(name)) for c in conditions}) > 1:
+            raise SystemExit(f"These runs differ in {name}; merge runs made on one machine with one setting.")
+    seen = [
+        (r["workload"], r.get("config", r.get("cache", r.get("limit_gb")))) for d in documents for r in d["results"]
+    ]
     if len(seen) != len(set(seen)):
         raise SystemExit("A workload and configuration appears in more than one run; merge runs of other workloads.")
     results = [r for d in documents for r in d["results"]]
@@ -294,6 +297,7 @@ def merge(paths: list[Path], out: Path) -> dict:
         "quick": any(c.get("quick") for c in conditions),
         "load_avg": " and ".join(c.get("load_avg", "-") for c in conditions),
         "runs": len(documents),
+        "workloads": [w for c in conditions for w in c.get("workloads", [])],
     }
     app, vnni = merged.get("app_builds") or report.app_builds(), merged.get("int8_units") is not None
     return write({"conditions": merged, "results": results, "targets": report.targets(results, app, vnni)}, out)

@@ -172,14 +172,14 @@ def _calibration_inputs(folder: Path, conversion: SDConversion) -> list[dict]:
     return recorded
 
 
-def _quantize_unet(model, samples: list[dict]):
+def _quantize_unet(model, samples: list[dict], transform=None):
     """NNCF post-training INT8 of weights and activations (transformer preset, no bias correction:
-    it would run the whole UNet per layer)."""
+    it would run the whole UNet per layer); `transform` turns a kept sample into the model's inputs."""
     import nncf
 
     return nncf.quantize(
         model,
-        nncf.Dataset(samples),
+        nncf.Dataset(samples, transform),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(samples),
         advanced_parameters=nncf.AdvancedQuantizationParameters(disable_bias_correction=True),

@@ -6,14 +6,17 @@ quantized and which precision hint it compiles with. The rule, measured with `py
 (figures in docs/bench/ and the README):
 
 - 8-bit activations (full INT8) only where the CPU has 8-bit dot-product units (AVX-512 VNNI,
-  AVX-VNNI or AMX). Without them the plugin emulates the 8-bit products with AVX2 and full INT8
-  runs slower than float activations (MiniLM, 16 tokens, AMD Zen 3: 4.7 ms INT8, 3.0 ms INT8
-  weights, 4.0 ms FP32).
+  AVX-VNNI or AMX). Without them the plugin emulates the 8-bit products with AVX2, and full INT8
+  is no faster than float activations at a typical length and takes 1.5× the memory (MiniLM on
+  an AMD Zen 3: 4.7 ms INT8, 3.0 ms INT8 weights, 4.0 ms FP32 at 16 tokens straight on the
+  plugin; 8.6 vs 7.1 ms at 19 tokens through the app's code in the benchmark, and within noise
+  of each other at 128 tokens).
 - Otherwise INT8 weights with float activations: a quarter of the FP32 weights' memory, and at least
   FP32's speed (the weights are expanded inside the matrix kernels).
 - ControlNet pose: with 8-bit dot-product units, Token Merging on the UNet and full INT8 of UNet
   and ControlNet (as the SD tab's ToMe+INT8 build). Without, INT8 weights: one guided step took
-  13.8 s against FP32's 13.3-13.6 s on an AVX2 Zen 3, with 9.1 instead of 11.5 GB peak memory.
+  14.2 s against FP32's 13.8-14.3 s on an AVX2 Zen 3 (PyTorch 16.3 s), with 9.1 instead of
+  11.5 GB peak memory.
 - The T5 decoder runs one token at a time: matrix-vector products, bound by reading weights, so
   INT8 weights everywhere.
 - An INT8 encoder on a CPU with bf16 units compiles with the f32 hint: the plugin's bf16 default ran
@@ -137,7 +140,7 @@ def build_for(spec: ModelSpec, cpu: CpuFeatures) -> Build:
             Quantization.INT8_WEIGHTS,
             hint,
             "INT8 weights, float activations: this CPU has no 8-bit dot-product units (VNNI or AMX), "
-            "where 8-bit activations run slower",
+            "so 8-bit activations would be emulated: no faster, and more memory",
         )
     if spec.task is Task.TRANSLATION:
         return Build(

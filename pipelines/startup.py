@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .budget import MemoryBudget, weights_mb
 from .classification import Classifier
 from .cpu import CpuFeatures, detect, for_this_cpu
+from .folders import read_manifest
 from .memory import Growth, memory_limit_mb, rss_mb
 from .models import DualModel
 from .prepare import resolve_apart
@@ -168,16 +169,21 @@ def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSp
     if chosen.quantization is spec.quantization:
         return chosen
     try:
-        resolve(chosen, settings, build=False)
-        return chosen
+        found = resolve(chosen, settings, build=False)
+        if read_manifest(found.ir_dir).get("quantization") == chosen.quantization.value:
+            return chosen
     except NotBuilt:
-        logger.info("%s: the %s build is not built here; serving %s", spec.key, chosen.quantization.value,
-                    spec.quantization.value)  # fmt: skip
-        reason = (
-            f"the Token Merging + INT8 build this CPU's {cpu.int8_units} would run faster is not built here yet "
-            "(python -m pipelines.controlnet_export --int8)"
-        )
-        return dataclasses.replace(spec, build_reason=reason)
+        pass
+    except Exception:  # the published build is served; the tab must not fail for the faster one
+        logger.exception("%s: looking for the %s build failed", spec.key, chosen.quantization.value)
+    logger.info("%s: the %s build is not built here; serving %s", spec.key, chosen.quantization.value,
+                spec.quantization.value)  # fmt: skip
+    out = settings.home / "exported" / f"{spec.key}-{chosen.quantization.value}"
+    reason = (
+        f"the Token Merging + INT8 build this CPU's {cpu.int8_units} would run faster is not built here yet; "
+        f"`python -m pipelines.controlnet_export --int8 --out {out}` makes it, the next start serves it"
+    )
+    return dataclasses.replace(spec, build_reason=reason)
 
 
 def _failure(spec: ModelSpec, exc: BaseException) -> str:

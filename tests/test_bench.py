@@ -173,22 +173,30 @@ def test_a_configuration_that_runs_too_long_is_stopped_and_reported(tmp_path):
 
 def test_runs_of_other_workloads_merge_into_one_report(tmp_path):
     app = report.app_builds(ZEN3)
-    conditions = {"machine": ZEN3.describe(), "int8_units": None, "app_builds": app, "minutes": 10.0, "load_avg": "2"}
+    conditions = {"machine": ZEN3.describe(), "int8_units": None, "app_builds": app, "minutes": 10.0, "load_avg": "2",
+                  "threads": 2}  # fmt: skip
     text = [r for r in RESULTS if r["workload"] != "translation"]
     translation = [r for r in RESULTS if r["workload"] == "translation"]
     paths = []
     for name, results in (("text", text), ("translation", translation)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "bench.json").write_text(json.dumps({"conditions": conditions, "results": results}))
+        document = {"conditions": {**conditions, "workloads": [name]}, "results": results}
+        (tmp_path / name / "bench.json").write_text(json.dumps(document))
         paths.append(tmp_path / name / "bench.json")
     document = cli.main(["--merge", *map(str, paths), "--out", str(tmp_path / "merged")])
     assert document["conditions"]["minutes"] == 20.0 and document["conditions"]["runs"] == 2
+    assert document["conditions"]["workloads"] == ["text", "translation"]
     judged = {t["target"]: t for t in document["targets"]}
     assert judged["Without VNNI: OpenVINO ≥ 1× PyTorch fp32, translation"]["measured"] == "5.00×"
     assert "| openvino-int8-weights (app) | 80.0 ms |" in (tmp_path / "merged" / "bench.md").read_text()
     with pytest.raises(SystemExit, match="more than one run"):
         cli.merge([paths[0], paths[0]], tmp_path)
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({"conditions": {**conditions, "machine": ZEN4.describe()}, "results": []}))
-    with pytest.raises(SystemExit, match="different machines"):
-        cli.merge([paths[0], other], tmp_path)
+    for change in ({"machine": ZEN4.describe()}, {"threads": 1}):
+        other.write_text(json.dumps({"conditions": {**conditions, **change}, "results": []}))
+        with pytest.raises(SystemExit, match=f"differ in {next(iter(change))}"):
+            cli.merge([paths[0], other], tmp_path)
+    starts = tmp_path / "starts.json"  # startup rows have no configuration: their cache tells them apart
+    starts.write_text(json.dumps({"conditions": conditions, "results": [r for r in RESULTS if "cache" in r]}))
+    with pytest.raises(SystemExit, match="more than one run"):
+        cli.merge([paths[0], starts], tmp_path)

@@ -7,6 +7,7 @@ import pytest
 
 from pipelines import classification
 from pipelines.classification import Classifier, parse_labels
+from pipelines.models import TextTokenizer
 from pipelines.protocol import Backend, ask
 from pipelines.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
 
@@ -93,6 +94,19 @@ def test_label_embeddings_are_batched_cached_and_the_same(services, backend):
                for label in labels}  # fmt: skip
     assert len(lengths) == 3  # the batch was padded
     np.testing.assert_allclose(batched, np.stack(alone), atol=BATCH_ATOL)
+
+
+def test_a_batch_pads_even_without_a_padding_token(services, tmp_path):
+    """A tokenizer that names no padding token still batches: padded positions are masked (id 0)."""
+    (tmp_path / "tokenizer.json").write_bytes(
+        (services.models[ZERO_SHOT.key].resolved.ir_dir / "tokenizer.json").read_bytes()
+    )
+    tokenizer = TextTokenizer(tmp_path, 64)
+    batch = tokenizer.batch(["short", "a much longer text than the first one"])
+    longer = tokenizer("a much longer text than the first one")[0]["input_ids"].shape[-1]
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, longer)
+    short = int(batch["attention_mask"][0].sum())
+    assert short < longer and not batch["attention_mask"][0, short:].any() and not batch["input_ids"][0, short:].any()
 
 
 def test_label_cache_keeps_the_most_recently_used(services, monkeypatch):

@@ -71,9 +71,11 @@ def system_report(services: Services) -> str:
         "| model | source | build on this CPU, and why | precision hint | PyTorch baseline from |",
         "|---|---|---|---|---|",
     ]
+    pose = services.pose.resolved if services.pose else None
     for resolved in services.sources():
         spec = resolved.spec
-        build = spec.precision_label + (f": {spec.build_reason}" if spec.build_reason else "")
+        label = services.pose.pipelines.ov_label.removeprefix("OpenVINO ") if resolved is pose else spec.precision_label
+        build = label + (f": {spec.build_reason}" if spec.build_reason else "")
         hint = settings.precision or spec.precision_hint or "plugin default"
         lines.append(f"| {spec.title} | {resolved.describe()} | {build} | {hint} | {resolved.baseline_label} |")
     for key, message in services.failures.items():
