@@ -297,7 +297,11 @@ def merge(paths: list[Path], out: Path) -> dict:
         "quick": any(c.get("quick") for c in conditions),
         "load_avg": " and ".join(c.get("load_avg", "-") for c in conditions),
         "runs": len(documents),
-        "workloads": [w for c in conditions for w in c.get("workloads", [])],
+        "workloads": [
+            w
+            for c, d in zip(conditions, documents, strict=True)
+            for w in c.get("workloads") or sorted({r["workload"] for r in d["results"]})
+        ],
     }
     app, vnni = merged.get("app_builds") or report.app_builds(), merged.get("int8_units") is not None
     return write({"conditions": merged, "results": results, "targets": report.targets(results, app, vnni)}, out)
