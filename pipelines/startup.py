@@ -178,7 +178,7 @@ def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSp
         logger.exception("%s: looking for the %s build failed", spec.key, chosen.quantization.value)
     logger.info("%s: the %s build is not built here; serving %s", spec.key, chosen.quantization.value,
                 spec.quantization.value)  # fmt: skip
-    out = settings.home / "exported" / f"{spec.key}-{chosen.quantization.value}"
+    out = f"OVDEMO_HOME/exported/{spec.key}-{chosen.quantization.value}"  # no server path in the browser
     reason = (
         f"the Token Merging + INT8 build this CPU's {cpu.int8_units} would run faster is not built here yet; "
         f"`python -m pipelines.controlnet_export --int8 --out {out}` makes it, the next start serves it"
