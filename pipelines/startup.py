@@ -179,8 +179,9 @@ def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSp
     logger.info("%s: the %s build is not built here; serving %s", spec.key, chosen.quantization.value,
                 spec.quantization.value)  # fmt: skip
     out = f"OVDEMO_HOME/exported/{spec.key}-{chosen.quantization.value}"  # no server path in the browser
+    faster = f"this CPU's {cpu.int8_units} would run" if cpu.int8_units else "that runs"
     reason = (
-        f"the Token Merging + INT8 build this CPU's {cpu.int8_units} would run faster is not built here yet; "
+        f"the Token Merging + INT8 build {faster} faster is not built here yet; "
         f"`python -m pipelines.controlnet_export --int8 --out {out}` makes it, the next start serves it"
     )
     return dataclasses.replace(spec, build_reason=reason)
