@@ -150,3 +150,14 @@ def letterbox(image: Image.Image, size: int, fill: tuple[int, int, int] = (0, 0,
     left, top = (size - width) // 2, (size - height) // 2
     canvas.paste(image.resize((width, height), resample), (left, top))
     return Letterbox(canvas, (left, top, left + width, top + height), size)
+
+
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    """`left` and `right` in one image, left to right, at `left`'s height (a "Both" request's two images:
+    OpenVINO's left, PyTorch's right, each in its own half when both are the same size)."""
+    if right.height != left.height:
+        right = right.resize((round(right.width * left.height / right.height), left.height), Image.Resampling.LANCZOS)
+    both = Image.new("RGB", (left.width + right.width, left.height))
+    both.paste(to_rgb(left), (0, 0))
+    both.paste(to_rgb(right), (left.width, 0))
+    return both

@@ -39,6 +39,35 @@ class Backend(str, Enum):
         raise ValueError(f"Unknown backend {value!r}; choose one of {[b.value for b in cls]}.")
 
 
+BOTH = "Both"
+"""The third backend choice of every endpoint: the same request on OpenVINO, then on PyTorch."""
+CHOICES = (Backend.OPENVINO.value, Backend.PYTORCH.value, BOTH)
+
+
+def backends(value: str | Backend) -> tuple[Backend, ...]:
+    """The backends a request runs on: one, or both (OpenVINO first) for "Both"."""
+    if str(value).strip().lower() == BOTH.lower():
+        return (Backend.OPENVINO, Backend.PYTORCH)
+    try:
+        return (Backend.parse(value),)
+    except ValueError:
+        raise ValueError(f"Unknown backend {value!r}; choose one of {list(CHOICES)}.") from None
+
+
+def both_timing(results: dict[Backend, Result], outputs: dict[str, Any] | None = None) -> dict:
+    """The timing dict of a "Both" request: each backend's own dict under its name, the speed-up
+    (PyTorch's latency over OpenVINO's) and the memory ratio (OpenVINO's over PyTorch's), and
+    `outputs` (each backend's output, where it fits in JSON)."""
+    ov, pt = results[Backend.OPENVINO].timing, results[Backend.PYTORCH].timing
+    timing: dict[str, Any] = {"backend": BOTH, "task": ov.get("task"), "runs": [ov, pt]}
+    timing["speedup"] = round(pt["latency_ms"] / ov["latency_ms"], 3) if ov["latency_ms"] > 0 else None
+    if ov.get("memory_mb") and pt.get("memory_mb"):
+        timing["memory_ratio"] = round(ov["memory_mb"] / pt["memory_mb"], 3)
+    if outputs is not None:
+        timing["outputs"] = outputs
+    return timing
+
+
 class Cancelled(Exception):
     """Raised between two steps when the request's cancel token was set."""
 

@@ -79,6 +79,7 @@ class Translator:
         timing = self.model.timing(
             backend,
             latency_ms,
+            task="translate",
             input_tokens=int(inputs["input_ids"].shape[-1]),
             new_tokens=new_tokens,
             tokens_per_s=round(new_tokens / (latency_ms / 1000), 1) if new_tokens else 0.0,

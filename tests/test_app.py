@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from gradio_client.exceptions import AppError
 
-from ui.common import latency_line
+from ui.common import latency_line, session_table, speedups
 
 
 def test_api_names_and_order(client):
@@ -34,12 +34,41 @@ def test_classify_sentiment_and_zero_shot(client, backend):
     assert label["label"] == "sports" and timing["model_source"] == "packaged weights, exported locally"
 
 
+def _assert_both(timing: dict, task: str) -> tuple[dict, dict]:
+    ov, pt = timing["runs"]
+    assert timing["backend"] == "Both" and timing["task"] == task
+    assert (ov["backend"], pt["backend"]) == ("OpenVINO", "PyTorch") and ov["task"] == pt["task"] == task
+    assert timing["speedup"] == pytest.approx(pt["latency_ms"] / ov["latency_ms"], rel=1e-2)
+    assert timing["memory_ratio"] == pytest.approx(ov["memory_mb"] / pt["memory_mb"], rel=1e-2)
+    return ov, pt
+
+
+def test_translate_on_both_backends_in_one_request(client):
+    text, timing = client.predict("Where is the station?", "German", "Both", 4, api_name="/translate")
+    ov, pt = _assert_both(timing, "translate")
+    assert timing["outputs"] == {"OpenVINO": text, "PyTorch": timing["outputs"]["PyTorch"]}
+    assert isinstance(timing["outputs"]["PyTorch"], str) and ov["new_tokens"] <= 4 and pt["new_tokens"] <= 4
+    alone, _ = client.predict("Where is the station?", "German", "OpenVINO", 4, api_name="/translate")
+    assert alone == text  # the same request as on OpenVINO alone
+
+
+def test_classify_on_both_backends_in_one_request(client):
+    label, timing = client.predict("The striker scored twice.", "sports, cooking", "Both", api_name="/classify")
+    _assert_both(timing, "zero-shot")
+    scores = timing["outputs"]
+    assert label["label"] == "sports" and set(scores) == {"OpenVINO", "PyTorch"}
+    assert max(scores["PyTorch"], key=scores["PyTorch"].get) == "sports"
+    for name, score in scores["OpenVINO"].items():  # the same model, INT8 weights: within 0.05 of PyTorch's
+        assert score == pytest.approx(scores["PyTorch"][name], abs=0.05)
+
+
 @pytest.mark.parametrize(
     ("endpoint", "args", "message"),
     [
         ("/translate", ("   ", "German", "OpenVINO"), "text is empty"),
         ("/translate", ("Hello", "Klingon", "OpenVINO"), "Unknown target language"),
         ("/translate", ("Hello", "German", "TensorFlow"), "not in the list of choices"),
+        ("/classify", ("Hello", "", "both ways"), "not in the list of choices"),
         ("/translate", ("Hello", "German", "OpenVINO", 0), "whole number from 1 to 256"),
         ("/translate", ("Hello", "German", "OpenVINO", 2.5), "whole number from 1"),
         ("/classify", ("", "", "OpenVINO"), "text is empty"),
@@ -66,6 +95,22 @@ def test_latency_line_compares_the_two_backends():
     assert "2.0× slower" in line and "truncated" in line
     zero_shot, _ = latency_line({**pt, "task": "zero-shot"}, history)
     assert "switch to OpenVINO" in zero_shot  # sentiment runs are not compared with zero-shot ones
+
+
+def test_a_both_request_fills_the_line_and_the_session_chart():
+    ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 4.0, "task": "sentiment"}
+    pt = {"backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 16.0, "task": "sentiment"}
+    both = {"backend": "Both", "task": "sentiment", "runs": [ov, pt]}
+    line, history = latency_line(both, {})
+    assert "**OpenVINO INT8 4.0 ms** · **PyTorch fp32 16.0 ms** · OpenVINO 4.0× faster" in line
+    _, history = latency_line({**ov, "latency_ms": 6.0}, history)
+    _, history = latency_line({**ov, "latency_ms": 2.0}, history)
+    table = session_table(history)
+    medians = dict(zip(table["backend"], table["median ms"], strict=True))
+    counts = dict(zip(table["backend"], table["runs"], strict=True))
+    assert medians == {"OpenVINO": 4.0, "PyTorch": 16.0} and counts == {"OpenVINO": 3, "PyTorch": 1}
+    assert speedups(table) == {"sentiment": 4.0}
+    assert session_table({}).empty and speedups(session_table({})) == {}
 
 
 def test_latency_line_says_which_build_runs_and_what_came_from_the_cache():

@@ -8,7 +8,7 @@ from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.classification import Classifier
 
 from .common import handle_errors
-from .scaffold import answer, banner, connect, controls, readout
+from .scaffold import answer, banner, connect, controls, readout, side_by_side
 
 EXAMPLES = [
     ["I absolutely loved this film; the cast is wonderful.", ""],
@@ -22,7 +22,8 @@ def classification_tab(classifier: Classifier) -> None:
 
     @handle_errors(classifier.action)
     def classify(text: str, labels: str, backend: str):
-        """`/classify`: (text, labels, backend) -> (scores, timing)."""
+        """`/classify`: (text, labels, backend) -> (scores, timing).
+        With backend "Both": OpenVINO's scores, and a timing dict with both runs and both sets of scores."""
         return answer(classifier, backend, (text, labels))
 
     banner(classifier.sentiment.resolved, classifier.embedder.resolved)
@@ -37,6 +38,10 @@ def classification_tab(classifier: Classifier) -> None:
             run = controls("Classify")
         with gr.Column():
             output = gr.Label(label="Scores", num_top_classes=classifier.max_labels, elem_id="classify-scores")
+            pytorch = gr.Label(num_top_classes=classifier.max_labels, visible=False, elem_id="classify-scores-pytorch")
             shown = readout("classify-latency")
     gr.Examples(EXAMPLES, [text, labels])
-    connect(run.button, classify, [text, labels, run.backend], [output, shown.timing], shown, api_name="classify")
+    event = connect(
+        run.button, classify, [text, labels, run.backend], [output, shown.timing], shown, api_name="classify"
+    )
+    side_by_side(event, shown, output, pytorch, "Scores")

@@ -7,11 +7,16 @@ import functools
 import inspect
 import logging
 import re
+import statistics
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from pipelines.protocol import Backend
+from pipelines.protocol import BOTH, Backend
 from pipelines.resolve import ResolvedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -135,41 +140,92 @@ def _size(mb: float) -> str:
     return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
 
 
-def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
-    """'OpenVINO INT8 4.1 ms, 120 MB · PyTorch fp32 15.8 ms, 450 MB · OpenVINO 3.9× faster, 0.27× the memory',
-    from this request and the last request of the other backend of the same kind (kept per browser
-    session). Memory is what each backend's model added to its process when it loaded."""
+MAX_SAMPLES = 200
+"""The session chart keeps this many latest runs per tab."""
+
+
+def _kind(timing: dict) -> str:
     kind = timing.get("task", "default")
     if timing.get("labels"):  # zero-shot: compared with a run that took as many label embeddings from its cache
         kind += f" ({timing.get('labels_cached', 0)} of {timing['labels']} cached)"
-    this_run = (timing["precision"], timing["latency_ms"], timing.get("memory_mb"))
-    runs = {**history.get(kind, {}), timing["backend"]: this_run}
-    history = {**history, kind: runs}
+    return kind
 
-    def part(run, bold: bool) -> str:
-        precision, ms, mb = run
+
+def _runs(timing: dict) -> list[dict]:
+    """Each backend's timing dict in `timing`: two for a "Both" request, else itself."""
+    return list(timing["runs"]) if timing.get("backend") == BOTH else [timing]
+
+
+def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
+    """'OpenVINO INT8 4.1 ms, 120 MB · PyTorch fp32 15.8 ms, 450 MB · OpenVINO 3.9× faster, 0.27× the memory',
+    from this request (one backend, or both) and the last request of the other backend of the same kind
+    (kept per browser session, with every run's latency for the session chart). Memory is what each
+    backend's model added to its process when it loaded."""
+    runs = _runs(timing)
+    kind = _kind(runs[0])
+    last = dict(history.get("last", {}).get(kind, {}))
+    for run in runs:
+        last[run["backend"]] = (run["precision"], run["latency_ms"], run.get("memory_mb"))
+    samples = [*history.get("samples", []), *([kind, run["backend"], run["latency_ms"]] for run in runs)]
+    history = {"last": {**history.get("last", {}), kind: last}, "samples": samples[-MAX_SAMPLES:]}
+    now = {run["backend"] for run in runs}
+
+    def part(backend: str) -> str:
+        precision, ms, mb = last[backend]
         text = f"{precision} {ms:.1f} ms"
-        text = f"**{text}**" if bold else text
+        text = f"**{text}**" if backend in now else text
         return text + (f", {_size(mb)}" if mb else "")
 
-    ov, pt = runs.get(Backend.OPENVINO.value), runs.get(Backend.PYTORCH.value)
-    this_is_ov = timing["backend"] == Backend.OPENVINO.value
+    ov, pt = last.get(Backend.OPENVINO.value), last.get(Backend.PYTORCH.value)
     if ov and pt:
         ratio = pt[1] / ov[1] if ov[1] > 0 else float("inf")
         verdict = f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower"
         if ov[2] and pt[2]:
             verdict += f", {ov[2] / pt[2]:.2f}× the memory"
-        line = f"{part(ov, this_is_ov)} · {part(pt, not this_is_ov)} · OpenVINO {verdict}"
+        line = f"{part(Backend.OPENVINO.value)} · {part(Backend.PYTORCH.value)} · OpenVINO {verdict}"
     else:
-        other = Backend.PYTORCH.value if this_is_ov else Backend.OPENVINO.value
-        line = f"{part(this_run, True)} · switch to {other} and run again to compare"
-    if timing.get("build"):
-        line += f"  \n⚙️ {timing['precision']}: {timing['build']}."
-    if timing.get("labels_cached"):
-        line += (
-            f"  \n🗂️ {timing['labels_cached']} of {timing['labels']} label embeddings came from {timing['backend']}'s "
-            "cache (asked before); the text and any new label were embedded now."
-        )
-    if timing.get("truncated"):
+        (only,) = now
+        other = Backend.PYTORCH.value if only == Backend.OPENVINO.value else Backend.OPENVINO.value
+        line = f"{part(only)} · switch to {other} (or {BOTH}) and run again to compare"
+    first = runs[0]
+    if first.get("build"):
+        line += f"  \n⚙️ {first['precision']}: {first['build']}."
+    for run in runs:
+        if run.get("labels_cached"):
+            line += (
+                f"  \n🗂️ {run['labels_cached']} of {run['labels']} label embeddings came from {run['backend']}'s "
+                "cache (asked before); the text and any new label were embedded now."
+            )
+    if any(run.get("truncated") for run in runs):
         line += "  \n✂️ The input was longer than the model accepts and was truncated."
     return line, history
+
+
+def session_table(history: dict) -> pd.DataFrame:
+    """The session's runs as the chart draws them: per request kind and backend, the median latency and
+    the count; `speedup` is PyTorch's median over OpenVINO's for that kind (empty until both ran)."""
+    import pandas as pd
+
+    rows: dict[tuple[str, str], list[float]] = {}
+    for kind, backend, ms in history.get("samples", []):
+        rows.setdefault((kind, backend), []).append(ms)
+    table = pd.DataFrame(
+        [
+            {"request": kind, "backend": backend, "median ms": statistics.median(ms), "runs": len(ms)}
+            for (kind, backend), ms in rows.items()
+        ],
+        columns=["request", "backend", "median ms", "runs"],
+    )
+    table["run"] = table["request"] + " · " + table["backend"] + " (" + table["runs"].astype(str) + ")"
+    return table
+
+
+def speedups(table: pd.DataFrame) -> dict[str, float]:
+    """PyTorch's median latency over OpenVINO's, per request kind where both ran."""
+    found = {}
+    for kind, rows in table.groupby("request", sort=False):
+        medians = dict(zip(rows["backend"], rows["median ms"], strict=True))
+        ov, pt = medians.get(Backend.OPENVINO.value), medians.get(Backend.PYTORCH.value)
+        if ov and pt:
+            found[kind] = pt / ov
+    return found

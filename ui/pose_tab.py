@@ -8,11 +8,12 @@ import gradio as gr
 
 from pipelines.controlnet import PoseRunner
 from pipelines.diffusion import MAX_PROMPT_CHARS, MAX_SEED
+from pipelines.images import side_by_side as beside
 from pipelines.pose import save_presets
-from pipelines.protocol import Backend
+from pipelines.protocol import BOTH, Backend
 
 from .common import generated_file, handle_errors, image_input, latency_line
-from .scaffold import answer, answer_in_steps, banner, connect, controls, diffusion_inputs, readout
+from .scaffold import answer, answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
 
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
@@ -30,13 +31,17 @@ def _duration(ms: float) -> str:
 
 def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
     line, history = latency_line(timing, history)
-    if timing.get("task") == "generate":
+    runs = timing["runs"] if timing.get("backend") == BOTH else [timing]
+    first = runs[0]
+    if first.get("task") == "generate":
+        per_step = " · ".join(f"{_duration(run['step_ms'])} per step on {run['backend']}" for run in runs)
         line = (
-            f"**Generation** {line}  \n{timing['steps']} steps at {_duration(timing['step_ms'])} per step "
-            f"(ControlNet + UNet{', guided' if timing['guidance_scale'] > 1 else ''}), seed {timing['seed']}"
+            f"**Generation** {line}  \n{first['steps']} steps, {per_step} "
+            f"(ControlNet + UNet{', guided' if first['guidance_scale'] > 1 else ''}), seed {first['seed']}"
         )
     else:
-        line = f"**Pose detection** {line} · {timing.get('people', 0)} person(s)"
+        people = " · ".join(f"{run.get('people', 0)} on {run['backend']}" for run in runs)
+        line = f"**Pose detection** {line} · person(s) found: {people}"
     return line, history
 
 
@@ -47,8 +52,9 @@ def pose_tab(runner: PoseRunner) -> None:
 
     @handle_errors(detection.action)
     def detect_pose(image, backend: str = Backend.OPENVINO.value):
-        """`/detect_pose`: (photo, backend) -> (pose image, timing)."""
-        return answer(detection, backend, (image,))
+        """`/detect_pose`: (photo, backend) -> (pose image, timing). With backend "Both": OpenVINO's pose (the
+        generation's input) and a timing dict with both runs, each with the people it found."""
+        return answer(detection, backend, (image,), present_both=lambda ov, pt, timing: (ov.output, timing))
 
     @handle_errors(generation.action)
     def generate(
@@ -61,10 +67,16 @@ def pose_tab(runner: PoseRunner) -> None:
         backend,
         progress=gr.Progress(),  # noqa: B008
     ):
-        """`/pose` -> (image, timing); Stop or the API's cancel ends it after the current step."""
+        """`/pose` -> (image, timing); Stop or the API's cancel ends it after the current step. With backend
+        "Both", the same seed on each: one image with OpenVINO's left and PyTorch's right, and both runs."""
         inputs = (pose_image, prompt, negative_prompt, steps, guidance_scale, seed)
         yield from answer_in_steps(
-            generation, backend, inputs, progress, lambda r: (generated_file(output, r.output), r.timing)
+            generation,
+            backend,
+            inputs,
+            progress,
+            lambda r: (generated_file(output, r.output), r.timing),
+            lambda ov, pt, timing: (generated_file(output, beside(ov.output, pt.output)), timing),
         )
 
     banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose.")
@@ -101,7 +113,7 @@ def pose_tab(runner: PoseRunner) -> None:
         concurrency_id=DETECTION_GROUP,
         concurrency_limit=1,
     )
-    connect(
+    event = connect(
         run.button,
         generate,
         [pose, prompt, negative, knobs.steps, knobs.guidance, knobs.seed, run.backend],
@@ -113,4 +125,5 @@ def pose_tab(runner: PoseRunner) -> None:
         concurrency_id=GENERATION_GROUP,
         concurrency_limit=1,
     )
+    side_by_side(event, shown, output, None, output.label)
     new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, knobs.seed, api_visibility="private")

@@ -32,19 +32,22 @@ from pipelines.diffusion import (
     MIN_GUIDANCE,
     MIN_STEPS,
 )
-from pipelines.protocol import Backend, Cancelled, Result, Task
+from pipelines.protocol import BOTH, CHOICES, Backend, Cancelled, Result, Task, backends, both_timing
 from pipelines.resolve import ResolvedModel
 
-from .common import latency_line, number_input, standin_banner
+from .common import latency_line, number_input, session_table, speedups, standin_banner
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = [b.value for b in Backend]
+BACKENDS = list(CHOICES)
 WAKE_S = 0.5
 """A stepped endpoint yields at least this often: gradio can close a generator only between two yields."""
 Line = Callable[[dict, dict], tuple[str, dict]]
 Present = Callable[[Result], tuple]
 """A result as the endpoint's outputs, in their order."""
+PresentBoth = Callable[[Result, Result, dict], tuple]
+"""A "Both" request's OpenVINO and PyTorch results and its timing dict (`both_timing`) as the endpoint's
+outputs: the same outputs, in the same order, as one backend's, so an API client reads every choice alike."""
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Readout:
     latency: gr.Markdown
     timing: gr.JSON
     history: gr.State
+    chart: gr.BarPlot
 
 
 @dataclass
@@ -94,8 +98,9 @@ def banner(*models: ResolvedModel, note: str = "") -> None:
 
 
 def controls(label: str, stoppable: bool = False) -> Controls:
-    """The backend toggle and the run button (and Stop, for a task that runs in steps)."""
-    backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend")
+    """The backend toggle (OpenVINO, PyTorch, or Both: the same request on each, one after the other)
+    and the run button (and Stop, for a task that runs in steps)."""
+    backend = gr.Radio(BACKENDS, value=BACKENDS[0], label="Backend", info="Both: OpenVINO, then PyTorch, side by side")
     with gr.Row():
         button = gr.Button(label, variant="primary")
         stop = gr.Button("Stop", variant="stop") if stoppable else None
@@ -103,8 +108,44 @@ def controls(label: str, stoppable: bool = False) -> Controls:
 
 
 def readout(elem_id: str) -> Readout:
-    """The latency line (`elem_id`) and the timing dict of the last request."""
-    return Readout(gr.Markdown(elem_id=elem_id), gr.JSON(label="Timing"), gr.State({}))
+    """The latency line (`elem_id`), the session chart (`elem_id`-chart) and the timing dict of the last request."""
+    latency = gr.Markdown(elem_id=elem_id)
+    chart = gr.BarPlot(
+        session_table({}),
+        x="run",
+        y="median ms",
+        color="backend",
+        color_map=CHART_COLORS,
+        label="This session: median latency per backend (runs)",
+        x_title=" ",
+        y_title="median ms",
+        sort=None,
+        height=220,
+        visible=False,
+        elem_id=f"{elem_id}-chart",
+    )
+    return Readout(latency, gr.JSON(label="Timing"), gr.State({}), chart)
+
+
+CHART_COLORS = {Backend.OPENVINO.value: "#5b2a86", Backend.PYTORCH.value: "#ee4c2c"}
+
+
+def session_chart(history: dict) -> gr.BarPlot:
+    """The readout's chart after a run: every run of this session on this tab, per backend."""
+    table = session_table(history)
+    found = speedups(table)
+    caption = " · ".join(f"{kind}: OpenVINO {ratio:.1f}× PyTorch's speed" for kind, ratio in found.items())
+    return gr.BarPlot(table, visible=not table.empty, caption=caption or "Run the other backend (or Both) to compare.")
+
+
+def show(line: Line):
+    """The line, the history and the chart after a run, from its timing dict."""
+
+    def update(timing: dict, history: dict):
+        text, history = line(timing, history)
+        return text, history, session_chart(history)
+
+    return update
 
 
 def connect(
@@ -122,28 +163,77 @@ def connect(
     """The endpoint `api_name`: `handler(*inputs)` fills `outputs` (the readout's timing among
     them); then the latency line. `stop` cancels a running request."""
     event = button.click(handler, list(inputs), list(outputs), api_name=api_name, **event_options)
-    event.success(line, [shown.timing, shown.history], [shown.latency, shown.history], api_visibility="private")
+    event.success(
+        show(line), [shown.timing, shown.history], [shown.latency, shown.history, shown.chart], api_visibility="private"
+    )
     if stop is not None:
         stop.click(None, cancels=[event], api_visibility="private")
     return event
 
 
+def side_by_side(
+    event,
+    shown: Readout,
+    first: gr.components.Component,
+    second: gr.components.Component | None,
+    label: str,
+    value: Callable[[dict], object] = lambda timing: timing["outputs"][Backend.PYTORCH.value],
+) -> None:
+    """After each run of `event`: for a "Both" request, `first` (OpenVINO's output) is labelled so and
+    `second` shows PyTorch's, from the timing dict; for one backend, `first` takes back its `label` and
+    `second` hides. With no `second` (the image tabs, whose one image holds both) only the label changes."""
+    kind = type(first)
+
+    def update(timing: dict):
+        both = timing.get("backend") == BOTH
+        if second is None:
+            return kind(label=f"{label}: OpenVINO (left) · PyTorch (right)" if both else label)
+        if both:
+            pytorch = type(second)(value(timing), label=f"{label}: PyTorch", visible=True)
+            return kind(label=f"{label}: OpenVINO"), pytorch
+        return kind(label=label), type(second)(visible=False)
+
+    outputs = [first] if second is None else [first, second]
+    event.success(update, [shown.timing], outputs, api_visibility="private")
+
+
 def _prepare(task: Task, backend: str, inputs: Sequence):
-    backend = Backend.parse(backend)
+    chosen = backends(backend)
     request = task.check(*inputs)
-    if notice := task.first_use(request, backend):
-        gr.Info(notice)
-    return request, backend
+    for each in chosen:
+        if notice := task.first_use(request, each):
+            gr.Info(notice)
+    return request, chosen
 
 
 def output_and_timing(result: Result) -> tuple:
     return result.output, result.timing
 
 
-def answer(task: Task, backend: str, inputs: Sequence, present: Present = output_and_timing) -> tuple:
-    """Check the request once, say what loads on first use, run; the endpoint's outputs."""
-    request, backend = _prepare(task, backend, inputs)
-    return present(task.run(request, backend))
+def openvino_output_both_timings(ov: Result, pt: Result, timing: dict) -> tuple:
+    """A "Both" request whose outputs fit in JSON: OpenVINO's output first (as for one backend), and
+    the timing dict with both runs and both outputs."""
+    return ov.output, {**timing, "outputs": {Backend.OPENVINO.value: ov.output, Backend.PYTORCH.value: pt.output}}
+
+
+def _outputs(results: list[Result], present: Present, present_both: PresentBoth) -> tuple:
+    if len(results) == 1:
+        return present(results[0])
+    ov, pt = results
+    return present_both(ov, pt, both_timing({Backend.OPENVINO: ov, Backend.PYTORCH: pt}))
+
+
+def answer(
+    task: Task,
+    backend: str,
+    inputs: Sequence,
+    present: Present = output_and_timing,
+    present_both: PresentBoth = openvino_output_both_timings,
+) -> tuple:
+    """Check the request once, say what loads on first use, run on the backend (or both, OpenVINO first);
+    the endpoint's outputs."""
+    request, chosen = _prepare(task, backend, inputs)
+    return _outputs([task.run(request, each) for each in chosen], present, present_both)
 
 
 def answer_in_steps(
@@ -152,6 +242,7 @@ def answer_in_steps(
     inputs: Sequence,
     progress: gr.Progress,
     present: Present = output_and_timing,
+    present_both: PresentBoth = openvino_output_both_timings,
     skips: int = 2,
 ) -> Iterator[tuple]:
     """`answer` for a task that runs in steps, as a generator: the task runs in a worker thread,
@@ -159,15 +250,18 @@ def answer_in_steps(
     the request cancellable), and the last item is the endpoint's outputs. When gradio closes
     the generator (Stop, or the API's cancel) the cancel token is set and the task stops after
     its current step."""
-    request, backend = _prepare(task, backend, inputs)
+    request, chosen = _prepare(task, backend, inputs)
     # gradio can close (cancel) a generator only once its first item is out: before that it has no handle on it.
     yield (gr.skip(),) * skips
     cancel, steps, outcome = threading.Event(), queue.Queue(), {}
 
     def work() -> None:
         try:
-            result = task.run(request, backend, lambda done, total: steps.put((done, total)), cancel)
-            outcome["outputs"] = present(result)
+            results = []
+            for each in chosen:
+                report = lambda done, total, each=each: steps.put((each, done, total))
+                results.append(task.run(request, each, report, cancel))
+            outcome["outputs"] = _outputs(results, present, present_both)
         except Cancelled as exc:
             logger.info("%s stopped after step %d of %d", task.action, exc.done, exc.total)
             outcome["error"] = ValueError(f"{exc} Press the button to start again.")
@@ -187,7 +281,8 @@ def answer_in_steps(
                 continue
             if step is None:
                 break
-            progress(step, desc="Denoising", unit="steps")
+            each, done, total = step
+            progress((done, total), desc=f"{each.value}: denoising" if len(chosen) > 1 else "Denoising", unit="steps")
             yield (gr.skip(),) * skips
     finally:
         cancel.set()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.diffusion import MAX_PROMPT_CHARS
+from pipelines.images import side_by_side as beside
 from pipelines.sd import SDRunner
 
 from .common import generated_file, handle_errors
-from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, readout
+from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
 
 CONCURRENCY_ID = "image-generation"
 """Image generation has its own queue: the text tabs keep answering while an image is made."""
@@ -36,7 +37,9 @@ def sd_tab(runner: SDRunner) -> None:
         random_seed: bool = False,
         progress=gr.Progress(),  # noqa: B008 - gradio injects progress through this default
     ):
-        """`/generate` -> (image, timing, seed used); Stop or the API's cancel ends it after the current step."""
+        """`/generate` -> (image, timing, seed used); Stop or the API's cancel ends it after the current step.
+        With backend "Both", the same seed on each: one image with OpenVINO's left and PyTorch's right, and a
+        timing dict with both runs."""
         inputs = (prompt, negative_prompt, steps, guidance_scale, seed, variant, random_seed)
         yield from answer_in_steps(
             runner,
@@ -44,6 +47,7 @@ def sd_tab(runner: SDRunner) -> None:
             inputs,
             progress,
             lambda r: (generated_file(image, r.output), r.timing, r.timing["seed"]),
+            lambda ov, pt, timing: (generated_file(image, beside(ov.output, pt.output)), timing, ov.timing["seed"]),
             skips=3,
         )
 
@@ -77,7 +81,7 @@ def sd_tab(runner: SDRunner) -> None:
             shown = readout("sd-latency")
     gr.Examples(EXAMPLES, [prompt, negative])
 
-    connect(
+    event = connect(
         run.button,
         generate,
         [prompt, negative, knobs.steps, knobs.guidance, knobs.seed, run.backend, variant, random_seed],
@@ -88,6 +92,7 @@ def sd_tab(runner: SDRunner) -> None:
         concurrency_id=CONCURRENCY_ID,
         concurrency_limit=1,
     )
+    side_by_side(event, shown, image, None, image.label)
     variant.change(
         select_variant,
         [variant],

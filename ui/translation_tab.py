@@ -8,7 +8,7 @@ from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 
 from .common import handle_errors, number_input
-from .scaffold import answer, banner, connect, controls, readout
+from .scaffold import answer, banner, connect, controls, readout, side_by_side
 
 EXAMPLES = [
     ["The weather is lovely today, so we are going for a walk by the river.", "French"],
@@ -23,7 +23,8 @@ def translation_tab(translator: Translator) -> None:
 
     @handle_errors(translator.action)
     def translate(text: str, target_language: str, backend: str, max_new_tokens: float = default_new):
-        """`/translate`: (text, target_language, backend, max_new_tokens) -> (translation, timing)."""
+        """`/translate`: (text, target_language, backend, max_new_tokens) -> (translation, timing).
+        With backend "Both": OpenVINO's translation, and a timing dict with both runs and both translations."""
         return answer(translator, backend, (text, target_language, max_new_tokens))
 
     banner(translator.model.resolved)
@@ -35,9 +36,10 @@ def translation_tab(translator: Translator) -> None:
             run = controls("Translate")
         with gr.Column():
             output = gr.Textbox(label="Translation", lines=4, interactive=False, elem_id="translation-output")
+            pytorch = gr.Textbox(lines=4, interactive=False, visible=False, elem_id="translation-output-pytorch")
             shown = readout("translation-latency")
     gr.Examples(EXAMPLES, [text, language])
-    connect(
+    event = connect(
         run.button,
         translate,
         [text, language, run.backend, max_new],
@@ -45,3 +47,4 @@ def translation_tab(translator: Translator) -> None:
         shown,
         api_name="translate",
     )
+    side_by_side(event, shown, output, pytorch, "Translation")
