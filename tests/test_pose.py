@@ -240,6 +240,17 @@ def test_pose_endpoint(client, backend):
     assert timing["memory_mb"] > 0
 
 
+def test_pose_and_detection_on_both_backends(client):
+    preset = handle_file(str(save_presets()["standing"]))
+    path, timing = client.predict(preset, "a dancer", "", 2, 7.5, 11, "Both", api_name="/pose")
+    assert Image.open(path).size == (128, 64)  # OpenVINO's image left, PyTorch's right
+    ov, pt = timing["runs"]
+    assert timing["backend"] == "Both" and (ov["backend"], pt["backend"]) == ("OpenVINO", "PyTorch")
+    assert ov["seed"] == pt["seed"] == 11 and ov["steps"] == pt["steps"] == 2 and timing["speedup"] > 0
+    with pytest.raises(AppError, match="No person was found"):  # the stand-in's body network finds no one
+        client.predict(preset, "Both", api_name="/detect_pose")
+
+
 def test_detect_pose_endpoint(client, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (90, 60), (128, 128, 128)).save(blank)

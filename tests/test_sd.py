@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from PIL import Image
 
 from pipelines import convert
 from pipelines.folders import read_manifest
@@ -182,6 +183,20 @@ def test_generate_api_both_backends_and_random_seed(client, backend):
     _, timing, seed = client.predict(PROMPT, "blurry", STEPS, 5.0, 0, backend, "FP32", True, api_name="/generate")
     assert timing["backend"] == backend and timing["variant"] == "FP32"
     assert seed == timing["seed"] and 0 <= seed < 2**32
+
+
+def test_generate_on_both_backends_gives_both_images_side_by_side(client):
+    path, timing, seed = client.predict(PROMPT, "", STEPS, 7.5, 11, "Both", "FP32", api_name="/generate")
+    ov, pt = timing["runs"]
+    assert timing["backend"] == "Both" and (ov["backend"], pt["backend"]) == ("OpenVINO", "PyTorch")
+    assert seed == ov["seed"] == pt["seed"] == 11 and ov["variant"] == pt["variant"] == "FP32"
+    both = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    alone, _, _ = client.predict(PROMPT, "", STEPS, 7.5, 11, "OpenVINO", "FP32", api_name="/generate")
+    alone = np.asarray(Image.open(alone).convert("RGB"), dtype=np.float64)
+    height, width, _ = alone.shape
+    assert both.shape == (height, 2 * width, 3)
+    assert np.abs(both[:, :width] - alone).mean() < 1.0  # OpenVINO's left: the same request as alone
+    assert np.abs(both[:, width:] - alone).mean() < 8.0  # PyTorch's right, same seed: FP32 IR vs fp32, 8/255
 
 
 def test_the_api_cancel_stops_a_running_generation_and_the_app_keeps_serving(client, assert_cancel_stops):
