@@ -23,8 +23,10 @@ from pipelines.images import MAX_UPLOAD_BYTES, limit_decoders
 from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
 from pipelines.settings import Settings
 from pipelines.startup import Services, start
+from ui.benchmarks_tab import benchmarks_tab
 from ui.classification_tab import classification_tab
 from ui.common import failure_banner
+from ui.embed import Fields, prefill
 from ui.pose_tab import pose_tab
 from ui.sd_tab import sd_tab
 from ui.system_tab import system_tab
@@ -33,21 +35,30 @@ from ui.translation_tab import translation_tab
 
 @dataclass(frozen=True)
 class TabEntry:
-    """One task tab: its title, the service it runs (None when its models failed to load),
-    how it is drawn, and the models a failure banner names."""
+    """One task tab: its title, its slug (`?tab=` in a URL), the service it runs (None when its models
+    failed to load), how it is drawn (returning the inputs a URL can fill), and the models a failure
+    banner names."""
 
     title: str
+    slug: str
     service: Callable[[Services], object | None]
-    render: Callable[[object], None]
+    render: Callable[[object], Fields]
     models: tuple[ModelSpec, ...]
 
 
 TABS = (
-    TabEntry("Translation", methodcaller("served", "translator"), translation_tab, (TRANSLATION,)),
-    TabEntry("Classification", methodcaller("served", "classifier"), classification_tab, (SENTIMENT, ZERO_SHOT)),
-    TabEntry("SD-ToMe-INT8", methodcaller("served", "sd"), sd_tab, SD_VARIANTS[:1]),
-    TabEntry("ControlNet pose", methodcaller("served", "pose"), pose_tab, (CONTROLNET_POSE,)),
+    TabEntry("Translation", "translation", methodcaller("served", "translator"), translation_tab, (TRANSLATION,)),
+    TabEntry(
+        "Classification",
+        "classification",
+        methodcaller("served", "classifier"),
+        classification_tab,
+        (SENTIMENT, ZERO_SHOT),
+    ),
+    TabEntry("SD-ToMe-INT8", "sd", methodcaller("served", "sd"), sd_tab, SD_VARIANTS[:1]),
+    TabEntry("ControlNet pose", "pose", methodcaller("served", "pose"), pose_tab, (CONTROLNET_POSE,)),
 )
+OTHER_TABS = (("Benchmarks", "benchmarks"), ("System", "system"))
 
 QUEUE_MAX_SIZE = 64
 DELETE_CACHE = (3600, 3600)
@@ -74,20 +85,42 @@ def build_demo(
     queue_max_size: int = QUEUE_MAX_SIZE,
     delete_cache: tuple[int, int] | None = DELETE_CACHE,
 ) -> gr.Blocks:
-    """The Blocks app for ready `services`: one tab per task, then the System tab."""
+    """The Blocks app for ready `services`: one tab per task, then the Benchmarks and System tabs; a URL's
+    query parameters open a tab with its inputs filled (`ui.embed`)."""
     limit_decoders()
     with gr.Blocks(
         title="OpenVINO vs PyTorch", delete_cache=delete_cache, analytics_enabled=analytics_requested()
     ) as demo:
-        gr.Markdown(HEADER)
-        for tab in TABS:
-            with gr.Tab(tab.title):
-                if (service := tab.service(services)) is not None:
-                    tab.render(service)
-                else:
-                    gr.Markdown(failure_banner(services.failure_of(*tab.models)))
-        with gr.Tab("System"):
-            system_tab(services)
+        header = gr.Markdown(HEADER)
+        panels: list[gr.Tab] = []
+        fields: list[Fields] = []
+        with gr.Tabs() as tabs:
+            for tab in TABS:
+                with gr.Tab(tab.title, id=tab.slug) as panel:
+                    if (service := tab.service(services)) is not None:
+                        fields.append(tab.render(service))
+                    else:
+                        gr.Markdown(failure_banner(services.failure_of(*tab.models)))
+                        fields.append({})
+                panels.append(panel)
+            with gr.Tab("Benchmarks", id="benchmarks") as panel:
+                benchmarks_tab(services.served("translator"), services.served("classifier"))
+            panels.append(panel)
+            with gr.Tab("System", id="system") as panel:
+                system_tab(services)
+            panels.append(panel)
+        fields += [{}, {}]
+        slugs = [tab.slug for tab in TABS] + [slug for _, slug in OTHER_TABS]
+
+        def opened(request: gr.Request):
+            chosen, only, values = prefill(dict(request.query_params), slugs, fields)
+            shown = [gr.Tab(visible=not only or slug == chosen) for slug in slugs]
+            selected = gr.Tabs(selected=chosen) if chosen else gr.skip()
+            header_update = gr.Markdown(visible=not only)
+            return [selected, header_update, *shown, *(value for row in values for value in row)]
+
+        every_field = [component for found in fields for component in found.values()]
+        demo.load(opened, None, [tabs, header, *panels, *every_field], api_visibility="private", queue=False)
     # One request at a time per event: two requests sharing the cores would distort
     # the very latencies the app exists to show.
     demo.queue(max_size=queue_max_size, default_concurrency_limit=1)

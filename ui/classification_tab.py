@@ -8,6 +8,7 @@ from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.classification import Classifier
 
 from .common import handle_errors
+from .embed import Fields
 from .scaffold import answer, banner, connect, controls, readout, side_by_side
 
 EXAMPLES = [
@@ -17,8 +18,8 @@ EXAMPLES = [
 ]
 
 
-def classification_tab(classifier: Classifier) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
+def classification_tab(classifier: Classifier) -> Fields:
+    """Render the tab's components and events inside the current `gr.Tab`; its inputs a URL can fill."""
 
     @handle_errors(classifier.action)
     def classify(text: str, labels: str, backend: str):
@@ -45,3 +46,4 @@ def classification_tab(classifier: Classifier) -> None:
         run.button, classify, [text, labels, run.backend], [output, shown.timing], shown, api_name="classify"
     )
     side_by_side(event, shown, output, pytorch, "Scores")
+    return {"text": text, "labels": labels, "backend": run.backend}

@@ -13,6 +13,7 @@ from pipelines.pose import save_presets
 from pipelines.protocol import BOTH, Backend
 
 from .common import generated_file, handle_errors, image_input, latency_line
+from .embed import Fields
 from .scaffold import answer, answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
 
 GENERATION_GROUP = "pose-generation"
@@ -45,8 +46,8 @@ def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
     return line, history
 
 
-def pose_tab(runner: PoseRunner) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
+def pose_tab(runner: PoseRunner) -> Fields:
+    """Render the tab's components and events inside the current `gr.Tab`; its inputs a URL can fill."""
     presets = save_presets()  # small PNGs in assets/poses, drawn by controlnet_aux
     detection, generation = runner.detection, runner.generation
 
@@ -127,3 +128,11 @@ def pose_tab(runner: PoseRunner) -> None:
     )
     side_by_side(event, shown, output, None, output.label)
     new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, knobs.seed, api_visibility="private")
+    return {
+        "prompt": prompt,
+        "negative": negative,
+        "steps": knobs.steps,
+        "guidance": knobs.guidance,
+        "seed": knobs.seed,
+        "backend": run.backend,
+    }

@@ -9,6 +9,7 @@ from pipelines.images import side_by_side as beside
 from pipelines.sd import SDRunner
 
 from .common import generated_file, handle_errors
+from .embed import Fields
 from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
 
 CONCURRENCY_ID = "image-generation"
@@ -21,8 +22,8 @@ EXAMPLES = [
 ]
 
 
-def sd_tab(runner: SDRunner) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
+def sd_tab(runner: SDRunner) -> Fields:
+    """Render the tab's components and events inside the current `gr.Tab`; its inputs a URL can fill."""
     default_variant = runner.default
 
     @handle_errors(runner.action)
@@ -101,3 +102,11 @@ def sd_tab(runner: SDRunner) -> None:
         concurrency_id=CONCURRENCY_ID,
         concurrency_limit=1,
     )
+    return {
+        "prompt": prompt,
+        "negative": negative,
+        "steps": knobs.steps,
+        "guidance": knobs.guidance,
+        "seed": knobs.seed,
+        "backend": run.backend,
+    }

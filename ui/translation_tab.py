@@ -8,6 +8,7 @@ from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 
 from .common import handle_errors, number_input
+from .embed import Fields
 from .scaffold import answer, banner, connect, controls, readout, side_by_side
 
 EXAMPLES = [
@@ -17,8 +18,8 @@ EXAMPLES = [
 ]
 
 
-def translation_tab(translator: Translator) -> None:
-    """Render the tab's components and events inside the current `gr.Tab`."""
+def translation_tab(translator: Translator) -> Fields:
+    """Render the tab's components and events inside the current `gr.Tab`; its inputs a URL can fill."""
     default_new = translator.default_new_tokens
 
     @handle_errors(translator.action)
@@ -48,3 +49,4 @@ def translation_tab(translator: Translator) -> None:
         api_name="translate",
     )
     side_by_side(event, shown, output, pytorch, "Translation")
+    return {"text": text, "lang": language, "tokens": max_new, "backend": run.backend}
