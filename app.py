@@ -114,7 +114,8 @@ def build_demo(
 
         def opened(request: gr.Request):
             chosen, only, values = prefill(dict(request.query_params), slugs, fields)
-            shown = [gr.Tab(visible=not only or slug == chosen) for slug in slugs]
+            # "hidden", not False: gradio 6.31 keeps the button of a tab updated to visible=False in the tab bar.
+            shown = [gr.Tab(visible=True if not only or slug == chosen else "hidden") for slug in slugs]
             selected = gr.Tabs(selected=chosen) if chosen else gr.skip()
             header_update = gr.Markdown(visible=not only)
             return [selected, header_update, *shown, *(value for row in values for value in row)]

@@ -58,6 +58,45 @@ def test_translation_tab_runs_and_compares_backends(page):
     page.screenshot(path=SHOTS / "translation.png", full_page=True)
 
 
+def _chart_bars(page, elem_id: str) -> int:
+    """The marks the session chart of `elem_id` draws (vega-lite renders them as SVG paths or rects)."""
+    chart = page.locator(f"#{elem_id}-chart")
+    chart.wait_for(state="visible")
+    return chart.locator("g.mark-rect path, g.mark-rect rect").count()
+
+
+def test_both_backends_in_one_click_side_by_side(page):
+    panel = _open(page, "Translation")
+    panel.get_by_label("Both").check()
+    panel.get_by_role("button", name="Translate").click()
+    line = _wait_text(page.locator("#translation-latency"), r"\*\*OpenVINO .*\*\*PyTorch|OpenVINO .* · PyTorch")
+    assert re.search(r"OpenVINO INT8 weights [\d.]+ ms.* · PyTorch fp32 [\d.]+ ms.* · OpenVINO [\d.]+×", line), line
+    page.locator("#translation-output-pytorch").wait_for(state="visible")
+    assert page.locator("#translation-output-pytorch textarea").input_value()
+    assert "Translation: PyTorch" in panel.inner_text() and "Translation: OpenVINO" in panel.inner_text()
+    assert _chart_bars(page, "translation-latency") >= 2  # one bar per backend
+    page.screenshot(path=SHOTS / "both-translation.png", full_page=True)
+    panel.get_by_label("OpenVINO", exact=True).check()
+
+
+def test_the_session_chart_gains_a_bar_after_a_run(page):
+    panel = _open(page, "Classification")
+    panel.get_by_label("OpenVINO", exact=True).check()
+    panel.get_by_role("button", name="Classify").click()
+    _wait_text(page.locator("#classify-latency"), r"OpenVINO INT8( weights)? [\d.]+ ms")
+    assert _chart_bars(page, "classify-latency") == 1
+    panel.get_by_label("Both").check()
+    panel.get_by_role("button", name="Classify").click()
+    page.locator("#classify-scores-pytorch").wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#classify-latency-chart g.mark-rect path, "
+        "#classify-latency-chart g.mark-rect rect').length >= 2"
+    )
+    assert "Scores: PyTorch" in panel.inner_text()
+    page.screenshot(path=SHOTS / "both-classification-chart.png", full_page=True)
+    panel.get_by_label("OpenVINO", exact=True).check()
+
+
 def test_classification_tab_runs_sentiment_and_zero_shot(page):
     panel = _open(page, "Classification")
     panel.get_by_role("button", name="Classify").click()
@@ -69,7 +108,8 @@ def test_classification_tab_runs_sentiment_and_zero_shot(page):
     panel.get_by_role("button", name="Classify").click()
     scores = _wait_text(page.locator("#classify-scores"), r"cooking")
     # The real all-MiniLM-L6-v2 picks the obvious label: the top class is shown first, under the title.
-    assert [line for line in scores.splitlines() if line.strip()][1] == "sports", scores
+    lines = [line for line in scores.splitlines() if line.strip()]
+    assert lines[lines.index("Scores") + 1] == "sports", scores
     page.screenshot(path=SHOTS / "classification.png", full_page=True)
 
 
@@ -112,6 +152,48 @@ def test_pose_tab_generates_from_a_preset(page):
     line = _wait_text(page.locator("#pose-latency"), r"Generation")
     assert re.search(r"OpenVINO [\w+ ]+ [\d.]+ ms", line) and "2 steps" in line, line
     page.screenshot(path=SHOTS / "pose.png", full_page=True)
+
+
+def test_image_tabs_run_both_backends_side_by_side(page):
+    for tab, latency in (("SD-ToMe-INT8", "sd-latency"), ("ControlNet pose", "pose-latency")):
+        panel = _open(page, tab)
+        if tab == "ControlNet pose":
+            panel.locator(".gallery-item, button.gallery-item, [data-testid='examples'] img").first.click()
+        _set_steps(panel, 2)
+        panel.get_by_label("Both").check()
+        panel.get_by_role("button", name="Generate").click()
+        panel.get_by_text("OpenVINO (left) · PyTorch (right)").first.wait_for()  # the label of a Both result
+        line = _wait_text(page.locator(f"#{latency}"), r"OpenVINO .* · PyTorch fp32 [\d.]+ ms")
+        assert re.search(r"OpenVINO [\d.]+× (faster|slower)", line), line
+        page.screenshot(path=SHOTS / f"both-{latency.split('-')[0]}.png", full_page=True)
+        panel.get_by_label("OpenVINO", exact=True).check()
+
+
+def test_benchmarks_tab_measures_on_this_machine(page):
+    panel = _open(page, "Benchmarks")
+    assert "Measured by the project" in panel.inner_text()
+    panel.get_by_role("button", name="Measure on this machine").click()
+    result = _wait_text(page.locator("#measure-result"), r"OpenVINO speed-up")
+    assert "Measured just now on this machine" in result and result.count("×") >= 3, result
+    page.screenshot(path=SHOTS / "benchmarks.png", full_page=True)
+
+
+def test_a_url_opens_one_tab_with_its_text_filled(page):
+    url = page.url.split("?")[0]
+    page.goto(f"{url}?tab=classification&text=Embedded+in+a+post&labels=news,+sport&backend=Both&only=1")
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_role("button", name="Classify").wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value === 'Embedded in a post')"
+    )
+    text, labels = panel.get_by_role("textbox").all()[:2]
+    assert text.input_value() == "Embedded in a post" and labels.input_value() == "news, sport"
+    assert panel.get_by_label("Both").is_checked()
+    page.screenshot(path=SHOTS / "embed-classification.png", full_page=True)
+    assert not page.get_by_role("tab", name="Translation").is_visible()  # only=1: the other tabs are hidden
+    assert not page.get_by_text("The same request through an OpenVINO-compiled model").is_visible()
+    page.goto(url)
+    page.get_by_role("tab", name="Translation").wait_for()
 
 
 def test_system_tab_lists_every_model(page, services):

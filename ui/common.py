@@ -215,7 +215,7 @@ def session_table(history: dict) -> pd.DataFrame:
             for (kind, backend), ms in rows.items()
         ],
         columns=["request", "backend", "median ms", "runs"],
-    )
+    ).astype({"request": str, "backend": str, "median ms": float, "runs": int})  # typed when empty too
     table["run"] = table["request"] + " · " + table["backend"] + " (" + table["runs"].astype(str) + ")"
     return table
 
