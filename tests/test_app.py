@@ -106,9 +106,14 @@ def test_a_both_request_fills_the_line_and_the_session_chart():
     _, history = latency_line({**ov, "latency_ms": 6.0}, history)
     _, history = latency_line({**ov, "latency_ms": 2.0}, history)
     table = session_table(history)
-    medians = dict(zip(table["backend"], table["median ms"], strict=True))
+    medians = dict(zip(table["backend"], table["median_ms"], strict=True))
     counts = dict(zip(table["backend"], table["runs"], strict=True))
     assert medians == {"OpenVINO": 4.0, "PyTorch": 16.0} and counts == {"OpenVINO": 3, "PyTorch": 1}
+    assert speedups(table) == {"sentiment": 4.0}
+    _, history = latency_line({**ov, "task": "zero-shot"}, history)
+    table = session_table(history)
+    zero_shot = table[table["request"] == "zero-shot"]
+    assert list(zero_shot["runs"]) == [1, 0]  # PyTorch not run yet: a bar of 0 runs, no speed-up
     assert speedups(table) == {"sentiment": 4.0}
     assert session_table({}).empty and speedups(session_table({})) == {}
 

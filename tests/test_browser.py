@@ -46,7 +46,7 @@ def test_translation_tab_runs_and_compares_backends(page):
     assert "Stand-in model" in panel.inner_text()
     panel.get_by_role("button", name="Translate").click()
     _wait_text(page.locator("#translation-latency"), r"OpenVINO INT8 weights [\d.]+ ms")
-    panel.get_by_label("PyTorch").check()
+    panel.get_by_role("radio", name="PyTorch", exact=True).check()
     panel.get_by_role("button", name="Translate").click()
     line = _wait_text(page.locator("#translation-latency"), r"PyTorch fp32 [\d.]+ ms")
     memory = r"(, [\d.]+ [MG]B)?"  # what each model added to its process
@@ -58,43 +58,51 @@ def test_translation_tab_runs_and_compares_backends(page):
     page.screenshot(path=SHOTS / "translation.png", full_page=True)
 
 
-def _chart_bars(page, elem_id: str) -> int:
-    """The marks the session chart of `elem_id` draws (vega-lite renders them as SVG paths or rects)."""
+def _chart_bars(page, elem_id: str, *wanted: str) -> list[str]:
+    """The bars the session chart of `elem_id` draws, by their labels ("sentiment · OpenVINO (2); median
+    ms: 9.6; backend: OpenVINO"), once every `wanted` pattern is among them; each drawn in a colour."""
     chart = page.locator(f"#{elem_id}-chart")
     chart.wait_for(state="visible")
-    return chart.locator("g.mark-rect path, g.mark-rect rect").count()
+    bars = chart.locator("g.mark-rect path[aria-roledescription=bar]")
+    for pattern in wanted:
+        page.wait_for_function(
+            "([id, pattern]) => [...document.querySelectorAll(`#${id}-chart g.mark-rect path`)]"
+            ".some(p => new RegExp(pattern).test(p.getAttribute('aria-label')))",
+            arg=[elem_id, pattern],
+        )
+    assert all(bar.get_attribute("fill") for bar in bars.all())  # every backend in its colour
+    return [bar.get_attribute("aria-label") for bar in bars.all()]
 
 
 def test_both_backends_in_one_click_side_by_side(page):
     panel = _open(page, "Translation")
-    panel.get_by_label("Both").check()
+    panel.get_by_role("radio", name="Both", exact=True).check()
     panel.get_by_role("button", name="Translate").click()
     line = _wait_text(page.locator("#translation-latency"), r"\*\*OpenVINO .*\*\*PyTorch|OpenVINO .* · PyTorch")
     assert re.search(r"OpenVINO INT8 weights [\d.]+ ms.* · PyTorch fp32 [\d.]+ ms.* · OpenVINO [\d.]+×", line), line
     page.locator("#translation-output-pytorch").wait_for(state="visible")
     assert page.locator("#translation-output-pytorch textarea").input_value()
     assert "Translation: PyTorch" in panel.inner_text() and "Translation: OpenVINO" in panel.inner_text()
-    assert _chart_bars(page, "translation-latency") >= 2  # one bar per backend
+    bars = _chart_bars(page, "translation-latency", r"OpenVINO \(2\)", r"PyTorch \(2\)")
+    assert len(bars) == 2, bars  # a bar per backend: the first test's run and this one's, each
     page.screenshot(path=SHOTS / "both-translation.png", full_page=True)
-    panel.get_by_label("OpenVINO", exact=True).check()
+    panel.get_by_role("radio", name="OpenVINO", exact=True).check()
 
 
 def test_the_session_chart_gains_a_bar_after_a_run(page):
     panel = _open(page, "Classification")
-    panel.get_by_label("OpenVINO", exact=True).check()
+    panel.get_by_role("radio", name="OpenVINO", exact=True).check()
     panel.get_by_role("button", name="Classify").click()
     _wait_text(page.locator("#classify-latency"), r"OpenVINO INT8( weights)? [\d.]+ ms")
-    assert _chart_bars(page, "classify-latency") == 1
-    panel.get_by_label("Both").check()
+    bars = _chart_bars(page, "classify-latency", r"sentiment · OpenVINO \(1\)")
+    assert any("sentiment · PyTorch (0)" in bar for bar in bars), bars  # not run yet: no height
+    panel.get_by_role("radio", name="Both", exact=True).check()
     panel.get_by_role("button", name="Classify").click()
     page.locator("#classify-scores-pytorch").wait_for(state="visible")
-    page.wait_for_function(
-        "() => document.querySelectorAll('#classify-latency-chart g.mark-rect path, "
-        "#classify-latency-chart g.mark-rect rect').length >= 2"
-    )
+    _chart_bars(page, "classify-latency", r"sentiment · OpenVINO \(2\)", r"sentiment · PyTorch \(1\)")
     assert "Scores: PyTorch" in panel.inner_text()
     page.screenshot(path=SHOTS / "both-classification-chart.png", full_page=True)
-    panel.get_by_label("OpenVINO", exact=True).check()
+    panel.get_by_role("radio", name="OpenVINO", exact=True).check()
 
 
 def test_classification_tab_runs_sentiment_and_zero_shot(page):
@@ -135,7 +143,7 @@ def test_sd_tab_generates_on_both_backends(page):
     _set_steps(panel, 2)
     panel.get_by_role("button", name="Generate").click()
     _wait_text(page.locator("#sd-latency"), r"OpenVINO ToMe\+INT8 [\d.]+ ms|OpenVINO INT8 [\d.]+ ms")
-    panel.get_by_label("PyTorch").check()
+    panel.get_by_role("radio", name="PyTorch", exact=True).check()
     panel.get_by_role("button", name="Generate").click()
     line = _wait_text(page.locator("#sd-latency"), r"PyTorch fp32 [\d.]+ ms")
     assert re.search(r"OpenVINO [\d.]+× (faster|slower)", line), line
@@ -160,13 +168,13 @@ def test_image_tabs_run_both_backends_side_by_side(page):
         if tab == "ControlNet pose":
             panel.locator(".gallery-item, button.gallery-item, [data-testid='examples'] img").first.click()
         _set_steps(panel, 2)
-        panel.get_by_label("Both").check()
+        panel.get_by_role("radio", name="Both", exact=True).check()
         panel.get_by_role("button", name="Generate").click()
         panel.get_by_text("OpenVINO (left) · PyTorch (right)").first.wait_for()  # the label of a Both result
         line = _wait_text(page.locator(f"#{latency}"), r"OpenVINO .* · PyTorch fp32 [\d.]+ ms")
         assert re.search(r"OpenVINO [\d.]+× (faster|slower)", line), line
         page.screenshot(path=SHOTS / f"both-{latency.split('-')[0]}.png", full_page=True)
-        panel.get_by_label("OpenVINO", exact=True).check()
+        panel.get_by_role("radio", name="OpenVINO", exact=True).check()
 
 
 def test_benchmarks_tab_measures_on_this_machine(page):
@@ -188,7 +196,7 @@ def test_a_url_opens_one_tab_with_its_text_filled(page):
     )
     text, labels = panel.get_by_role("textbox").all()[:2]
     assert text.input_value() == "Embedded in a post" and labels.input_value() == "news, sport"
-    assert panel.get_by_label("Both").is_checked()
+    assert panel.get_by_role("radio", name="Both", exact=True).is_checked()
     page.screenshot(path=SHOTS / "embed-classification.png", full_page=True)
     assert not page.get_by_role("tab", name="Translation").is_visible()  # only=1: the other tabs are hidden
     assert not page.get_by_text("The same request through an OpenVINO-compiled model").is_visible()

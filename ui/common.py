@@ -202,20 +202,22 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
 
 
 def session_table(history: dict) -> pd.DataFrame:
-    """The session's runs as the chart draws them: per request kind and backend, the median latency and
-    the count; `speedup` is PyTorch's median over OpenVINO's for that kind (empty until both ran)."""
+    """The session's runs as the chart draws them: per request kind, for each backend, the median latency
+    and the number of runs (a backend not run yet for a kind: 0 runs at 0 ms, so every chart has both
+    backends from its first drawing: gradio 6.31 gives no colour to a value its plot's first data lacked)."""
     import pandas as pd
 
-    rows: dict[tuple[str, str], list[float]] = {}
+    rows: dict[str, dict[str, list[float]]] = {}
     for kind, backend, ms in history.get("samples", []):
-        rows.setdefault((kind, backend), []).append(ms)
+        rows.setdefault(kind, {b.value: [] for b in Backend})[backend].append(ms)
     table = pd.DataFrame(
         [
-            {"request": kind, "backend": backend, "median ms": statistics.median(ms), "runs": len(ms)}
-            for (kind, backend), ms in rows.items()
+            {"request": kind, "backend": backend, "median_ms": statistics.median(ms) if ms else 0.0, "runs": len(ms)}
+            for kind, by_backend in rows.items()
+            for backend, ms in by_backend.items()
         ],
-        columns=["request", "backend", "median ms", "runs"],
-    ).astype({"request": str, "backend": str, "median ms": float, "runs": int})  # typed when empty too
+        columns=["request", "backend", "median_ms", "runs"],
+    ).astype({"request": str, "backend": str, "median_ms": float, "runs": int})  # typed when empty too
     table["run"] = table["request"] + " · " + table["backend"] + " (" + table["runs"].astype(str) + ")"
     return table
 
@@ -224,7 +226,8 @@ def speedups(table: pd.DataFrame) -> dict[str, float]:
     """PyTorch's median latency over OpenVINO's, per request kind where both ran."""
     found = {}
     for kind, rows in table.groupby("request", sort=False):
-        medians = dict(zip(rows["backend"], rows["median ms"], strict=True))
+        ran = rows[rows["runs"] > 0]
+        medians = dict(zip(ran["backend"], ran["median_ms"], strict=True))
         ov, pt = medians.get(Backend.OPENVINO.value), medians.get(Backend.PYTORCH.value)
         if ov and pt:
             found[kind] = pt / ov

@@ -113,7 +113,7 @@ def readout(elem_id: str) -> Readout:
     chart = gr.BarPlot(
         session_table({}),
         x="run",
-        y="median ms",
+        y="median_ms",
         color="backend",
         color_map=CHART_COLORS,
         label="This session: median latency per backend (runs)",
@@ -137,7 +137,7 @@ def session_chart(history: dict) -> tuple[gr.BarPlot, str]:
     table = session_table(history)
     found = speedups(table)
     line = " · ".join(f"{kind}: OpenVINO {ratio:.1f}× PyTorch's speed" for kind, ratio in found.items())
-    return gr.BarPlot(table, visible=not table.empty), f"📊 This session's medians: {line}" if line else ""
+    return gr.BarPlot(table, visible=not table.empty), f"This session's medians: {line}" if line else ""
 
 
 def show(line: Line):
