@@ -291,7 +291,10 @@ class TorchSeq2Seq:
     def __init__(self, model):
         self.model = model
 
-    def generate(self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0) -> np.ndarray:
+    def generate(
+        self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0, on_token=None
+    ) -> np.ndarray:
+        """transformers' greedy `generate`; `on_token(tokens)` after each new token, through its streamer."""
         import torch
 
         with torch.inference_mode():
@@ -302,8 +305,32 @@ class TorchSeq2Seq:
                 min_new_tokens=min_new_tokens,
                 do_sample=False,
                 num_beams=1,
+                streamer=None if on_token is None else token_streamer(on_token),
             )
         return output.numpy()
+
+
+def token_streamer(on_token):
+    """A transformers streamer calling `on_token(tokens)` with the new tokens so far after each step
+    (`generate` puts the decoder start token first, then each new token). Made on first use: transformers
+    is imported lazily."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class TokenStreamer(BaseStreamer):
+        def __init__(self):
+            self.tokens: list[int] | None = None
+
+        def put(self, value) -> None:
+            if self.tokens is None:  # the decoder start token
+                self.tokens = []
+                return
+            self.tokens.extend(int(t) for t in value.reshape(-1))
+            on_token(list(self.tokens))
+
+        def end(self) -> None:
+            pass
+
+    return TokenStreamer()
 
 
 def serving_class(task: Task):

@@ -21,8 +21,9 @@ from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
 
-StepCallback = Callable[[int, int], None]
-"""`on_step(done, total)`: called after each of `total` steps."""
+StepCallback = Callable[..., None]
+"""`on_step(done, total, preview=None)`: called after each of `total` steps; `preview` is what the request
+has made so far where the task shows it (the translation's text, an image tab's rough image), else None."""
 CancelToken = threading.Event
 """Set it (from any thread: the Stop button, an API client's cancel) and the task stops after its current step."""
 
@@ -107,11 +108,11 @@ class Steps:
         self.total, self.done = total, 0
         self._on_step, self._cancel = on_step, cancel
 
-    def __call__(self, *_: Any) -> None:
-        """After a step (any arguments a pipeline's callback passes are ignored)."""
+    def __call__(self, *_: Any, preview: Any = None) -> None:
+        """After a step (any arguments a pipeline's callback passes are ignored), with its `preview`."""
         self.done += 1
         if self._on_step is not None:
-            self._on_step(self.done, self.total)
+            self._on_step(self.done, self.total, preview)
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(self.done, self.total)
 

@@ -132,7 +132,9 @@ class OVT5Greedy(CompiledIR):
         min_new_tokens: int = 0,
         do_sample: bool = False,
         num_beams: int = 1,
+        on_token=None,
     ) -> np.ndarray:
+        """Greedy decoding; `on_token(tokens)` (the ids so far, after the start token) after each new token."""
         if do_sample or num_beams != 1:
             raise ValueError("OVT5Greedy decodes greedily: do_sample=False and num_beams=1 only.")
         eos = self.config["eos_token_id"]
@@ -146,6 +148,8 @@ class OVT5Greedy(CompiledIR):
                 logits = logits.copy()
                 logits[eos] = -np.inf
             tokens.append(int(logits.argmax()))
+            if on_token is not None:
+                on_token(tokens[1:])
             if tokens[-1] == eos:
                 break
         return np.array([tokens], dtype=np.int64)

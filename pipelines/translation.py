@@ -58,10 +58,18 @@ class Translator:
         return self.model.first_use(backend)
 
     def run(self, request: TranslationRequest, backend: Backend | str, on_step=None, cancel=None) -> Result:
-        """Translate; the output is the translated text (one generate call: no steps to stop between)."""
+        """Translate; the output is the translated text. With `on_step`, the text so far after each new
+        token (`on_step(tokens, max_new_tokens, text)`); the time that takes is left out of the latency,
+        so a streamed request reports what the same request unstreamed does."""
         backend = Backend.parse(backend)
         tokenizer, model = self.model.tokenizer, self.model.model(backend)
         prompt = LANGUAGES[request.target_language] + request.text.strip()
+        streamed = {"s": 0.0}
+
+        def on_token(tokens: list[int]) -> None:
+            began = time.perf_counter()
+            on_step(len(tokens), request.max_new_tokens, tokenizer.decode(tokens))
+            streamed["s"] += time.perf_counter() - began
 
         with self.model.lock:
             start = time.perf_counter()
@@ -71,9 +79,10 @@ class Translator:
                 inputs["attention_mask"],
                 max_new_tokens=request.max_new_tokens,
                 min_new_tokens=request.min_new_tokens,
+                **({} if on_step is None else {"on_token": on_token}),
             )
             translated = tokenizer.decode(output[0])
-            latency_ms = (time.perf_counter() - start) * 1000
+            latency_ms = (time.perf_counter() - start - streamed["s"]) * 1000
 
         new_tokens = int(output.shape[-1]) - 1  # minus the decoder start token
         timing = self.model.timing(

@@ -90,13 +90,14 @@ def serve(conn, threads: int) -> None:
     threading.Thread(target=read, name="requests", daemon=True).start()
     built: dict[tuple, Any] = {}
     while (message := requests.get()) is not None:
-        recipe, request = message
+        recipe, request, stream = message
         try:
             if recipe.key not in built:
                 builder = getattr(importlib.import_module(recipe.module), recipe.function)
                 built[recipe.key] = builder(*recipe.args)
             task = built[recipe.key] if recipe.attribute is None else getattr(built[recipe.key], recipe.attribute)
-            result = task.run(request, Backend.PYTORCH, lambda done, total: conn.send(("step", done, total)), cancel)
+            on_step = (lambda done, total, preview=None: conn.send(("step", done, total, preview))) if stream else None
+            result = task.run(request, Backend.PYTORCH, on_step, cancel)
             conn.send(("result", result))
         except Cancelled as exc:
             conn.send(("cancelled", exc.done, exc.total))
@@ -226,7 +227,7 @@ class TorchWorker:
                     if self._process is not None:
                         self._stop("it had exited")
                     self._start()
-                self._conn.send((recipe, request))
+                self._conn.send((recipe, request, on_step is not None))
                 asked_to_stop = False
                 while True:
                     if cancel is not None and cancel.is_set() and not asked_to_stop:

@@ -43,6 +43,14 @@ def _assert_both(timing: dict, task: str) -> tuple[dict, dict]:
     return ov, pt
 
 
+def test_translation_streams_its_text_before_the_end(client):
+    job = client.submit("Where is the station?", "German", "OpenVINO", 8, api_name="/translate")
+    text, timing = job.result()
+    partial = [out[0] for out in job.outputs()[:-1] if isinstance(out, list | tuple) and isinstance(out[0], str)]
+    assert partial and timing["new_tokens"] >= len(partial) - 1, job.outputs()
+    assert job.outputs()[-1][0] == text
+
+
 def test_translate_on_both_backends_in_one_request(client):
     text, timing = client.predict("Where is the station?", "German", "Both", 4, api_name="/translate")
     ov, pt = _assert_both(timing, "translate")

@@ -106,7 +106,7 @@ def test_long_prompt_is_truncated_and_said_so(sd):
 def test_stop_cancels_after_the_current_step_and_the_runner_keeps_serving(sd):
     cancel, steps_seen = threading.Event(), []
 
-    def on_step(done, total):
+    def on_step(done, total, preview=None):
         steps_seen.append(done)
         cancel.set()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -91,6 +92,26 @@ def test_result_reports_timing_and_source(services):
     assert timing["latency_ms"] > 0 and timing["new_tokens"] == 5
     assert timing["model_source"] == "stand-in (random weights)" and timing["standin"] is True
     assert timing["truncated"] is False
+
+
+@pytest.mark.parametrize("backend", [Backend.OPENVINO, Backend.PYTORCH])
+def test_tokens_stream_as_they_are_decoded_on_either_backend(services, backend):
+    """Both backends report the text after each new token; the last is the result, and the time spent
+    reporting is left out of the latency."""
+    translator = services.served("translator")  # PyTorch in the worker process: the stream crosses the pipe
+    request = translator.check(TEXT, "German", 6, 6)
+    seen = []
+
+    def on_step(done, total, preview=None):
+        seen.append((done, total, preview))
+        time.sleep(0.05)  # a slow page: 6 × 50 ms not counted in the latency
+
+    result = translator.run(request, backend, on_step)
+    assert [done for done, _, _ in seen] == [1, 2, 3, 4, 5, 6] and {total for _, total, _ in seen} == {6}
+    assert seen[-1][2] == result.output and all(isinstance(text, str) for _, _, text in seen)
+    unstreamed = translator.run(request, backend)
+    assert unstreamed.output == result.output
+    assert result.timing["latency_ms"] < unstreamed.timing["latency_ms"] + 250  # not + 300 ms of sleeping
 
 
 def test_long_input_is_truncated_and_says_so(services):

@@ -42,7 +42,7 @@ def test_a_worker_killed_mid_request_gives_a_sentence_and_the_next_request_start
 
     def run() -> None:
         try:
-            outcome["result"] = generator.run(request, "PyTorch", lambda done, total: stepping.set())
+            outcome["result"] = generator.run(request, "PyTorch", lambda done, total, preview=None: stepping.set())
         except Exception as exc:
             outcome["error"] = exc
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -243,6 +245,11 @@ def answer(
     return _outputs([task.run(request, each) for each in chosen], present, present_both)
 
 
+Show = Callable[[dict[Backend, Any], Backend, bool], tuple]
+"""`show(latest, current, both)`: the endpoint's outputs while it runs, from the latest preview of each
+backend so far (`current` sent the newest; `both`: a "Both" request)."""
+
+
 def answer_in_steps(
     task: Task,
     backend: str,
@@ -251,12 +258,15 @@ def answer_in_steps(
     present: Present = output_and_timing,
     present_both: PresentBoth = openvino_output_both_timings,
     skips: int = 2,
+    show: Show | None = None,
+    unit: str = "steps",
+    doing: str = "denoising",
 ) -> Iterator[tuple]:
     """`answer` for a task that runs in steps, as a generator: the task runs in a worker thread,
     progress is reported after each step (yielding `skips` skips, one per output, which keeps
-    the request cancellable), and the last item is the endpoint's outputs. When gradio closes
-    the generator (Stop, or the API's cancel) the cancel token is set and the task stops after
-    its current step."""
+    the request cancellable; or, when the step brings a preview, `show`'s outputs), and the last
+    item is the endpoint's outputs. When gradio closes the generator (Stop, or the API's cancel)
+    the cancel token is set and the task stops after its current step."""
     request, chosen = _prepare(task, backend, inputs)
     # gradio can close (cancel) a generator only once its first item is out: before that it has no handle on it.
     yield (gr.skip(),) * skips
@@ -266,7 +276,11 @@ def answer_in_steps(
         try:
             results = []
             for each in chosen:
-                report = lambda done, total, each=each: steps.put((each, done, total))
+                began = time.perf_counter()
+
+                def report(done, total, preview=None, each=each, began=began):
+                    steps.put((each, done, total, preview, time.perf_counter() - began))
+
                 results.append(task.run(request, each, report, cancel))
             outcome["outputs"] = _outputs(results, present, present_both)
         except Cancelled as exc:
@@ -279,18 +293,30 @@ def answer_in_steps(
 
     threading.Thread(target=work, name=f"{task.action} worker", daemon=True).start()
     progress(0, desc="Starting…")
+    latest: dict[Backend, Any] = {}
+    finished = False
     try:
-        while True:
+        while not finished:
             try:
-                step = steps.get(timeout=WAKE_S)
+                news = [steps.get(timeout=WAKE_S)]
             except queue.Empty:  # loading, or a slow step: yield anyway, so a cancel is taken at once
                 yield (gr.skip(),) * skips
                 continue
-            if step is None:
+            while news[-1] is not None and not steps.empty():  # steps faster than the page: the newest counts
+                news.append(steps.get_nowait())
+            if news[-1] is None:
+                finished, news = True, news[:-1]
+            if not news:
                 break
-            each, done, total = step
-            progress((done, total), desc=f"{each.value}: denoising" if len(chosen) > 1 else "Denoising", unit="steps")
-            yield (gr.skip(),) * skips
+            fresh = [step for step in news if step[3] is not None]
+            for each, _, _, preview, _ in fresh:
+                latest[each] = preview
+            each, done, total, _, elapsed = news[-1]
+            desc = f"{each.value}: {doing}" if len(chosen) > 1 else doing.capitalize()
+            if unit == "tokens" and elapsed > 0:
+                desc += f" · {done} tokens, {done / elapsed:.0f} tokens/s"
+            progress((done, total), desc=desc, unit=unit)
+            yield show(latest, fresh[-1][0], len(chosen) > 1) if fresh and show else (gr.skip(),) * skips
     finally:
         cancel.set()
     if "error" in outcome:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.checks import MAX_TEXT_CHARS
+from pipelines.protocol import Backend
 from pipelines.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 
 from .common import handle_errors, number_input
 from .embed import Fields
-from .scaffold import answer, banner, connect, controls, readout, side_by_side
+from .scaffold import answer_in_steps, banner, connect, controls, readout, side_by_side
 
 EXAMPLES = [
     ["The weather is lovely today, so we are going for a walk by the river.", "French"],
@@ -18,15 +19,33 @@ EXAMPLES = [
 ]
 
 
+def streamed(latest: dict[Backend, str], current: Backend, both: bool) -> tuple:
+    """The translation box while tokens arrive: the text so far (for "Both", OpenVINO's, then PyTorch's under it)."""
+    if not both:
+        return latest[current], gr.skip()
+    ov, pt = latest.get(Backend.OPENVINO, ""), latest.get(Backend.PYTORCH)
+    return (ov if pt is None else f"OpenVINO: {ov}\n\nPyTorch: {pt}"), gr.skip()
+
+
 def translation_tab(translator: Translator) -> Fields:
     """Render the tab's components and events inside the current `gr.Tab`; its inputs a URL can fill."""
     default_new = translator.default_new_tokens
 
     @handle_errors(translator.action)
-    def translate(text: str, target_language: str, backend: str, max_new_tokens: float = default_new):
-        """`/translate`: (text, target_language, backend, max_new_tokens) -> (translation, timing).
-        With backend "Both": OpenVINO's translation, and a timing dict with both runs and both translations."""
-        return answer(translator, backend, (text, target_language, max_new_tokens))
+    def translate(
+        text: str,
+        target_language: str,
+        backend: str,
+        max_new_tokens: float = default_new,
+        progress=gr.Progress(),  # noqa: B008 - gradio injects progress through this default
+    ):
+        """`/translate`: (text, target_language, backend, max_new_tokens) -> (translation, timing), the text
+        streamed as it is decoded. With backend "Both": OpenVINO's translation, and a timing dict with both
+        runs and both translations."""
+        inputs = (text, target_language, max_new_tokens)
+        yield from answer_in_steps(
+            translator, backend, inputs, progress, show=streamed, unit="tokens", doing="translating"
+        )
 
     banner(translator.model.resolved)
     with gr.Row():
