@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .controlnet_pipeline import ControlNetPipelineOutput, OVStableDiffusionControlNetPipeline
-from .diffusion import CLIP_MAX_TOKENS, DiffusionRequest, StepTimer, make_scheduler, torch_generator
+from .diffusion import CLIP_MAX_TOKENS, DiffusionRequest, StepTimer, latent_preview, make_scheduler, torch_generator
 from .folders import MANIFEST
 from .images import load_image
 from .layout import BODY_WEIGHTS, PART_FILES
@@ -207,11 +207,15 @@ class PoseGeneration:
         runner, pair, asked = self.runner, self.runner.pipelines, request.diffusion
         pipeline = pair.model(backend)
         steps = Steps(asked.steps, on_step, cancel)
+
+        def stepped(step: int, timestep: int, latents) -> None:
+            steps(preview=latent_preview(latents) if steps.wants_preview() else None)
+
         with pair.lock:
             if backend is Backend.OPENVINO:
-                out = pipeline(request.pose.image, asked, runner.new_scheduler(), steps)
+                out = pipeline(request.pose.image, asked, runner.new_scheduler(), stepped)
             else:
-                out = run_torch_pipeline(pipeline, request.pose.image, asked, runner.new_scheduler(), steps)
+                out = run_torch_pipeline(pipeline, request.pose.image, asked, runner.new_scheduler(), stepped)
         timing = runner.timing(
             pair,
             backend,
@@ -258,7 +262,7 @@ def run_torch_pipeline(
     def on_step(pipe, step, timestep, callback_kwargs):
         timer.step()
         if callback_on_step_end is not None:
-            callback_on_step_end(step, int(timestep))
+            callback_on_step_end(step, int(timestep), callback_kwargs["latents"].numpy())
         return callback_kwargs
 
     pipeline.scheduler = scheduler

@@ -103,12 +103,12 @@ class OVStableDiffusionControlNetPipeline:
         image: Image.Image,
         request: DiffusionRequest,
         scheduler=None,
-        callback_on_step_end: Callable[[int, int], None] | None = None,
+        callback_on_step_end: Callable[[int, int, np.ndarray], None] | None = None,
     ) -> ControlNetPipelineOutput:
         """Generate one image for `request` in the pose of `image` (already at `resolution`).
 
         `scheduler` (a fresh diffusers scheduler; default: `new_scheduler()`) is stateful, so
-        each call gets its own. `callback_on_step_end(step, timestep)` runs
+        each call gets its own. `callback_on_step_end(step, timestep, latents)` runs
         after every step and may raise `protocol.Cancelled`.
         """
         import torch
@@ -151,7 +151,7 @@ class OVStableDiffusionControlNetPipeline:
             latents = scheduler.step(torch.from_numpy(noise_pred), t, torch.from_numpy(latents)).prev_sample.numpy()
             timer.step()
             if callback_on_step_end is not None:
-                callback_on_step_end(i, int(t))
+                callback_on_step_end(i, int(t), latents)
 
         # 5. Decode the latents.
         pixels = self.decode_latents(latents)

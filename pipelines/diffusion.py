@@ -13,10 +13,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .checks import check_unicode, whole_number
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 50, 20
 MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 20.0, 7.5
@@ -147,3 +151,31 @@ class StepTimer:
         edges = [self.started, *self.marks]
         durations = sorted(b - a for a, b in pairwise(edges))
         return durations[len(durations) // 2] * 1000
+
+
+# SD 1.x latent channels -> RGB, a linear fit of the VAE decoder's colours (the factors ComfyUI's
+# `latent_formats.SD15` uses for its previews). Neither diffusers nor OpenVINO GenAI has a preview
+# decoder; the VAE itself costs seconds at 512² (about three UNet steps), a preview must cost nothing.
+LATENT_RGB_FACTORS = np.array(
+    [
+        [0.3512, 0.2297, 0.3227],
+        [0.3250, 0.4974, 0.2350],
+        [-0.2829, 0.1762, 0.2721],
+        [-0.2120, -0.2616, -0.7177],
+    ],
+    dtype=np.float32,
+)
+PREVIEW_SIDE = 256
+
+
+def latent_preview(latents) -> Image:
+    """A rough RGB image of SD 1.x `latents` ((batch,) 4, h, w; the first of a batch) without the VAE:
+    each latent pixel's colour by `LATENT_RGB_FACTORS`, scaled up to `PREVIEW_SIDE`. Well under a
+    millisecond at 64×64 latents."""
+    from PIL import Image
+
+    latent = np.asarray(latents, dtype=np.float32)
+    latent = latent[0] if latent.ndim == 4 else latent
+    rgb = np.einsum("chw,cr->hwr", latent[:LATENT_CHANNELS], LATENT_RGB_FACTORS)
+    pixels = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels).resize((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)

@@ -104,9 +104,18 @@ class Task(Protocol[R]):
 class Steps:
     """A long task's step bookkeeping: calls `on_step`, then stops if `cancel` is set."""
 
+    preview_every = 2
+    """A step whose number is a multiple of this carries a preview (not the last: the image follows)."""
+
     def __init__(self, total: int, on_step: StepCallback | None, cancel: CancelToken | None):
         self.total, self.done = total, 0
         self._on_step, self._cancel = on_step, cancel
+
+    def wants_preview(self) -> bool:
+        """Whether the step about to be reported should carry a preview: someone is watching, and it is
+        every `preview_every`th step but not the last."""
+        upcoming = self.done + 1
+        return self._on_step is not None and upcoming % self.preview_every == 0 and upcoming < self.total
 
     def __call__(self, *_: Any, preview: Any = None) -> None:
         """After a step (any arguments a pipeline's callback passes are ignored), with its `preview`."""

@@ -31,6 +31,7 @@ from .diffusion import (
     DEFAULT_GUIDANCE,
     DiffusionRequest,
     StepTimer,
+    latent_preview,
     make_scheduler,
     native_size,
     torch_generator,
@@ -339,7 +340,7 @@ def _generate_openvino(pipe, variant: SDVariant, asked: DiffusionRequest, timer:
     def step_end(step: int, num_steps: int, latent) -> bool:
         timer.step()
         try:
-            steps()
+            steps(preview=latent_preview(latent.data) if steps.wants_preview() else None)
         except Cancelled as cancelled:
             stopped.append(cancelled)
         return bool(stopped)
@@ -367,7 +368,7 @@ def _generate_pytorch(pipe, variant: SDVariant, asked: DiffusionRequest, timer: 
 
     def step_end(p, step, timestep, kwargs):
         timer.step()
-        steps()
+        steps(preview=latent_preview(kwargs["latents"].numpy()) if steps.wants_preview() else None)
         return kwargs
 
     with torch.inference_mode():

@@ -14,8 +14,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines import convert
+from pipelines.diffusion import PREVIEW_SIDE
 from pipelines.folders import read_manifest
-from pipelines.protocol import Cancelled
+from pipelines.protocol import Cancelled, Steps
 
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"
@@ -101,6 +102,30 @@ def test_long_prompt_is_truncated_and_said_so(sd):
     long = " ".join(["a very cute and colourful creature"] * 20)
     assert run(sd, "ToMe+INT8", prompt=long).timing["truncated"] is True
     assert run(sd, "ToMe+INT8").timing["truncated"] is False
+
+
+def test_previews_of_the_image_so_far_on_both_backends_agree(sd, fp32):
+    """Every 2nd step (not the last) brings a rough preview, decoded from the latents without the VAE; on
+    the same seed OpenVINO's and PyTorch's previews show the same latents (FP32: within 2 levels of 255)."""
+    request = sd.check(PROMPT, "", 5, 7.5, 3, "FP32")
+    previews = {}
+    for backend in ("OpenVINO", "PyTorch"):
+        seen = []
+        sd.run(request, backend, on_step=lambda done, total, preview=None, seen=seen: seen.append((done, preview)))
+        # 5 steps, or 6 callbacks: PNDM's PLMS warm-up runs its first timestep twice, and GenAI counts both
+        assert [done for done, _ in seen][:5] == [1, 2, 3, 4, 5]
+        previews[backend] = {done: preview for done, preview in seen if preview is not None}
+        assert set(previews[backend]) == {2, 4}
+        assert all(p.size == (PREVIEW_SIDE, PREVIEW_SIDE) and p.mode == "RGB" for p in previews[backend].values())
+    for step in (2, 4):
+        ov, pt = (np.asarray(previews[b][step], dtype=np.float64) for b in ("OpenVINO", "PyTorch"))
+        assert np.abs(ov - pt).mean() < 2.0, step
+    assert np.abs(np.asarray(previews["OpenVINO"][2], float) - np.asarray(previews["OpenVINO"][4], float)).mean() > 0
+
+
+def test_no_preview_is_made_when_no_one_watches(sd):
+    steps = Steps(4, None, None)
+    assert not any(steps.wants_preview() or steps() for _ in range(4))
 
 
 def test_stop_cancels_after_the_current_step_and_the_runner_keeps_serving(sd):
@@ -197,6 +222,15 @@ def test_generate_on_both_backends_gives_both_images_side_by_side(client):
     assert both.shape == (height, 2 * width, 3)
     assert np.abs(both[:, :width] - alone).mean() < 1.0  # OpenVINO's left: the same request as alone
     assert np.abs(both[:, width:] - alone).mean() < 8.0  # PyTorch's right, same seed: FP32 IR vs fp32, 8/255
+
+
+def test_the_api_streams_previews_before_the_image(client):
+    job = client.submit(PROMPT, "", 6, 7.5, 5, "OpenVINO", "FP32", api_name="/generate")
+    image, timing, _ = job.result()
+    partial = [out[0] for out in job.outputs()[:-1] if isinstance(out, list | tuple) and isinstance(out[0], str)]
+    sizes = [Image.open(path).size for path in partial]  # the others: skips (no new image)
+    assert (PREVIEW_SIDE, PREVIEW_SIDE) in sizes, job.outputs()  # steps 2 and 4 of 6
+    assert Image.open(image).size == (64, 64) and timing["steps"] == 6
 
 
 def test_the_api_cancel_stops_a_running_generation_and_the_app_keeps_serving(client, assert_cancel_stops):

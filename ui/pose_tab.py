@@ -78,6 +78,7 @@ def pose_tab(runner: PoseRunner) -> Fields:
             progress,
             lambda r: (generated_file(output, r.output), r.timing),
             lambda ov, pt, timing: (generated_file(output, beside(ov.output, pt.output)), timing),
+            show=lambda latest, current, both: (generated_file(output, latest[current]), gr.skip()),
         )
 
     banner(runner.resolved, note=" Pose detection finds no one: pick a preset pose.")

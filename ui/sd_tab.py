@@ -50,6 +50,7 @@ def sd_tab(runner: SDRunner) -> Fields:
             lambda r: (generated_file(image, r.output), r.timing, r.timing["seed"]),
             lambda ov, pt, timing: (generated_file(image, beside(ov.output, pt.output)), timing, ov.timing["seed"]),
             skips=3,
+            show=lambda latest, current, both: (generated_file(image, latest[current]), gr.skip(), gr.skip()),
         )
 
     @handle_errors("Loading the variant")
