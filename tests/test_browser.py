@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.diffusion import PREVIEW_SIDE
+
 # Debian's chromium (what CI installs); else the browser of `playwright install chromium`.
 CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
@@ -202,6 +204,69 @@ def test_a_url_opens_one_tab_with_its_text_filled(page):
     assert not page.get_by_text("The same request through an OpenVINO-compiled model").is_visible()
     page.goto(url)
     page.get_by_role("tab", name="Translation").wait_for()
+
+
+WATCH = """([selector, attribute]) => {
+    window.watched = [];
+    window.watcher = setInterval(() => {
+        const el = document.querySelector(selector);
+        const progress = [...document.querySelectorAll('.progress-text, .meta-text, .progress-level-inner')]
+            .map(e => e.innerText).join(' ');
+        window.watched.push([el ? String(el[attribute]) : '', progress]);
+    }, 20);
+}"""
+
+
+def _watch(page, selector: str, attribute: str) -> None:
+    """Record `selector`'s `attribute` and the progress text every 20 ms, until `_watched`."""
+    page.evaluate(WATCH, [selector, attribute])
+
+
+def _changes(page, elem_id: str, before: str) -> None:
+    """Wait until the latency line `elem_id` says something other than `before` (the request ended)."""
+    page.wait_for_function("([id, before]) => document.getElementById(id).innerText !== before", arg=[elem_id, before])
+
+
+def _watched(page) -> list[tuple[str, str]]:
+    return page.evaluate("() => { clearInterval(window.watcher); return window.watched; }")
+
+
+def test_translation_streams_tokens_with_their_rate(page):
+    panel = _open(page, "Translation")
+    panel.get_by_role("radio", name="PyTorch", exact=True).check()
+    box = panel.locator("input[type=number]").first  # max new tokens
+    box.fill("256")
+    box.press("Enter")
+    _watch(page, "#translation-output textarea", "value")
+    before = page.locator("#translation-latency").inner_text()
+    panel.get_by_role("button", name="Translate").click()
+    _changes(page, "translation-latency", before)
+    page.wait_for_timeout(300)
+    final = page.locator("#translation-output textarea").input_value()
+    seen = _watched(page)
+    partial = {text for text, _ in seen if text and text != final and final.startswith(text.strip())}
+    assert partial, "no partial text before the end"
+    assert any("tokens/s" in progress for _, progress in seen), {p for _, p in seen}
+    page.screenshot(path=SHOTS / "streaming.png", full_page=True)
+    panel.get_by_role("radio", name="OpenVINO", exact=True).check()
+    box.fill("64")
+    box.press("Enter")
+
+
+def test_a_preview_appears_during_a_generation(page):
+    panel = _open(page, "SD-ToMe-INT8")
+    panel.get_by_role("radio", name="PyTorch", exact=True).check()
+    _set_steps(panel, 12)
+    _watch(page, "#sd-image img", "naturalWidth")
+    before = page.locator("#sd-latency").inner_text()
+    panel.get_by_role("button", name="Generate").click()
+    _changes(page, "sd-latency", before)
+    page.wait_for_timeout(300)
+    widths = [width for width, _ in _watched(page)]
+    assert str(PREVIEW_SIDE) in widths, set(widths)  # a preview, before the 64×64 image of the tiny model
+    assert widths[-1] == "64", set(widths)
+    page.screenshot(path=SHOTS / "preview.png", full_page=True)
+    panel.get_by_role("radio", name="OpenVINO", exact=True).check()
 
 
 def test_system_tab_lists_every_model(page, services):

@@ -78,7 +78,9 @@ def sd_tab(runner: SDRunner) -> Fields:
             variant_status = gr.Markdown(f"**{default_variant}** is compiled and ready.")
             run = controls("Generate", stoppable=True)
         with gr.Column():
-            image = gr.Image(label=f"Image ({width}×{height})", type="pil", interactive=False, format="png")
+            image = gr.Image(
+                label=f"Image ({width}×{height})", type="pil", interactive=False, format="png", elem_id="sd-image"
+            )
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
             shown = readout("sd-latency")
     gr.Examples(EXAMPLES, [prompt, negative])
