@@ -262,8 +262,10 @@ def test_a_preview_appears_during_a_generation(page):
     panel.get_by_role("button", name="Generate").click()
     _changes(page, "sd-latency", before)
     page.wait_for_timeout(300)
-    widths = [width for width, _ in _watched(page)]
+    seen = _watched(page)
+    widths = [width for width, _ in seen]
     assert str(PREVIEW_SIDE) in widths, set(widths)  # a preview, before the 64×64 image of the tiny model
+    assert any(re.search(r"ms per step", progress) for _, progress in seen), {p for _, p in seen}
     assert widths[-1] == "64", set(widths)
     page.screenshot(path=SHOTS / "preview.png", full_page=True)
     panel.get_by_role("radio", name="OpenVINO", exact=True).check()

@@ -315,6 +315,8 @@ def answer_in_steps(
             desc = f"{each.value}: {doing}" if len(chosen) > 1 else doing.capitalize()
             if unit == "tokens" and elapsed > 0:
                 desc += f" · {done} tokens, {done / elapsed:.0f} tokens/s"
+            elif done:  # the text encoder's share is in the first step's
+                desc += f" · {elapsed / done * 1000:.0f} ms per step"
             progress((done, total), desc=desc, unit=unit)
             yield show(latest, fresh[-1][0], len(chosen) > 1) if fresh and show else (gr.skip(),) * skips
     finally:
