@@ -14,9 +14,10 @@ quantized and which precision hint it compiles with. The rule, measured with `py
 - Otherwise INT8 weights with float activations: a quarter of the FP32 weights' memory, and at least
   FP32's speed (the weights are expanded inside the matrix kernels).
 - ControlNet pose: Token Merging on the UNet and full INT8 of UNet and ControlNet (as the SD tab's
-  ToMe+INT8 build) on every CPU. Even without 8-bit dot-product units it wins: one guided step took
-  10.7 s against 14.2 s for INT8 weights and 14.8 s for PyTorch on an AVX2 Zen 3, at 5.8 instead of
-  9.1 GB peak memory, because merging a ratio of the tokens cuts the UNet's attention work. Until
+  ToMe+INT8 build) on every CPU. Even without 8-bit dot-product units it wins: on an AVX2 Zen 3 one
+  guided step took 10.7 s against PyTorch's 14.8 s in one run (1.39×), where INT8 weights ran 1.14×
+  PyTorch (14.2 vs 16.3 s) in another, at 5.8 instead of 9.1 GB peak memory: merging a ratio of the
+  tokens cuts the UNet's attention work. Until
   that build is made (a calibration run, see `startup.pose_build`) the published INT8-weights IR is
   served.
 - The T5 decoder runs one token at a time: matrix-vector products, bound by reading weights, so

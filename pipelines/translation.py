@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .checks import check_text, whole_number
 from .models import DualModel
-from .protocol import Backend, Result
+from .protocol import Backend, Cancelled, Result
 
 # T5's own task prefixes, from its pre-training mixture.
 LANGUAGES: dict[str, str] = {
@@ -20,6 +20,9 @@ LANGUAGES: dict[str, str] = {
     "Romanian": "translate English to Romanian: ",
 }
 MAX_NEW_TOKENS = 256
+STREAM_EVERY_S = 0.05
+"""A streamed translation hands its text out at most this often: a page cannot show more, and each update
+costs the serving process a little time (which the latency leaves out)."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,16 @@ class Translator:
         backend = Backend.parse(backend)
         tokenizer, model = self.model.tokenizer, self.model.model(backend)
         prompt = LANGUAGES[request.target_language] + request.text.strip()
-        streamed = {"s": 0.0}
+        streamed = {"s": 0.0, "last": 0.0}
 
         def on_token(tokens: list[int]) -> None:
+            """The text so far, at most every `STREAM_EVERY_S`; stops the loop once `cancel` is set."""
             began = time.perf_counter()
-            on_step(len(tokens), request.max_new_tokens, tokenizer.decode(tokens))
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(len(tokens), request.max_new_tokens)
+            if on_step is not None and began - streamed["last"] >= STREAM_EVERY_S:
+                on_step(len(tokens), request.max_new_tokens, tokenizer.decode(tokens))
+                streamed["last"] = time.perf_counter()
             streamed["s"] += time.perf_counter() - began
 
         with self.model.lock:
@@ -79,7 +87,7 @@ class Translator:
                 inputs["attention_mask"],
                 max_new_tokens=request.max_new_tokens,
                 min_new_tokens=request.min_new_tokens,
-                **({} if on_step is None else {"on_token": on_token}),
+                **({} if on_step is None and cancel is None else {"on_token": on_token}),
             )
             translated = tokenizer.decode(output[0])
             latency_ms = (time.perf_counter() - start - streamed["s"]) * 1000

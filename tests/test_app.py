@@ -126,6 +126,15 @@ def test_a_both_request_fills_the_line_and_the_session_chart():
     assert session_table({}).empty and speedups(session_table({})) == {}
 
 
+def test_a_both_request_compares_zero_shot_runs_only_with_runs_cached_alike():
+    ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 2.0, "task": "zero-shot", "labels": 4}
+    pt = {**ov, "backend": "PyTorch", "precision": "PyTorch fp32", "latency_ms": 30.0}
+    both = {"backend": "Both", "task": "zero-shot", "runs": [{**ov, "labels_cached": 4}, {**pt, "labels_cached": 0}]}
+    line, history = latency_line(both, {})
+    assert "faster" not in line.split("  \n")[0] and "with 0 of 4 label embeddings cached (against 4)" in line
+    assert set(session_table(history)["request"]) == {"zero-shot (4 of 4 cached)", "zero-shot (0 of 4 cached)"}
+
+
 def test_latency_line_says_which_build_runs_and_what_came_from_the_cache():
     ov = {"backend": "OpenVINO", "precision": "OpenVINO INT8", "latency_ms": 2.0, "task": "zero-shot"}
     line, _ = latency_line({**ov, "build": "INT8 weights and activations: this CPU has AVX-512 VNNI"}, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.export import INT8_WEIGHTS_FORMAT, MANIFEST, is_complete_ir_folder
-from pipelines.protocol import Backend, ask
+from pipelines.protocol import Backend, Cancelled, ask
 from pipelines.registry import TRANSLATION
 from pipelines.resolve import resolve
 from pipelines.translation import Translator
@@ -107,11 +108,27 @@ def test_tokens_stream_as_they_are_decoded_on_either_backend(services, backend):
         time.sleep(0.05)  # a slow page: 6 × 50 ms not counted in the latency
 
     result = translator.run(request, backend, on_step)
-    assert [done for done, _, _ in seen] == [1, 2, 3, 4, 5, 6] and {total for _, total, _ in seen} == {6}
-    assert seen[-1][2] == result.output and all(isinstance(text, str) for _, _, text in seen)
+    done = [done for done, _, _ in seen]  # at most every STREAM_EVERY_S: after a 50 ms page, every other token
+    assert done[0] == 1 and done == sorted(set(done)) and len(done) >= 3 and {total for _, total, _ in seen} == {6}
+    assert all(result.output.startswith(text.strip()) for _, _, text in seen)
     unstreamed = translator.run(request, backend)
     assert unstreamed.output == result.output
     assert result.timing["latency_ms"] < unstreamed.timing["latency_ms"] + 250  # not + 300 ms of sleeping
+
+
+@pytest.mark.parametrize("backend", [Backend.OPENVINO, Backend.PYTORCH])
+def test_a_cancelled_translation_stops_after_its_current_token(services, backend):
+    translator = services.served("translator")
+    request, cancel, seen = translator.check(TEXT, "German", 50, 50), threading.Event(), []
+
+    def on_step(done, total, preview=None):
+        seen.append(done)
+        cancel.set()  # the page closed, or the API client cancelled
+
+    with pytest.raises(Cancelled, match="of 50") as stopped:
+        translator.run(request, backend, on_step, cancel)
+    assert seen[0] == 1 and stopped.value.done < 50  # PyTorch's worker hears of it within its poll interval
+    assert translator.run(translator.check(TEXT, "German", 3, 3), backend).timing["new_tokens"] == 3
 
 
 def test_long_input_is_truncated_and_says_so(services):

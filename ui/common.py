@@ -162,13 +162,17 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
     (kept per browser session, with every run's latency for the session chart). Memory is what each
     backend's model added to its process when it loaded."""
     runs = _runs(timing)
-    kind = _kind(runs[0])
-    last = dict(history.get("last", {}).get(kind, {}))
-    for run in runs:
-        last[run["backend"]] = (run["precision"], run["latency_ms"], run.get("memory_mb"))
-    samples = [*history.get("samples", []), *([kind, run["backend"], run["latency_ms"]] for run in runs)]
-    history = {"last": {**history.get("last", {}), kind: last}, "samples": samples[-MAX_SAMPLES:]}
-    now = {run["backend"] for run in runs}
+    kinds = [_kind(run) for run in runs]  # each run filed under its own kind: zero-shot caches differ per backend
+    recorded = dict(history.get("last", {}))
+    for kind, run in zip(kinds, runs, strict=True):
+        entry = (run["precision"], run["latency_ms"], run.get("memory_mb"))
+        recorded[kind] = {**recorded.get(kind, {}), run["backend"]: entry}
+    new = [[k, run["backend"], run["latency_ms"]] for k, run in zip(kinds, runs, strict=True)]
+    samples = [*history.get("samples", []), *new]
+    history = {"last": recorded, "samples": samples[-MAX_SAMPLES:]}
+    kind = kinds[0]
+    last = recorded[kind]
+    now = {run["backend"] for k, run in zip(kinds, runs, strict=True) if k == kind}
 
     def part(backend: str) -> str:
         precision, ms, mb = last[backend]
@@ -187,6 +191,13 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
         (only,) = now
         other = Backend.PYTORCH.value if only == Backend.OPENVINO.value else Backend.OPENVINO.value
         line = f"{part(only)} · switch to {other} (or {BOTH}) and run again to compare"
+    for other, run in zip(kinds[1:], runs[1:], strict=True):
+        if other != kind:  # zero-shot: the other backend's label cache held another share of the labels
+            line += (
+                f"  \n{run['precision']} {run['latency_ms']:.1f} ms this time, with {run.get('labels_cached', 0)} of "
+                f"{run.get('labels', 0)} label embeddings cached (against {runs[0].get('labels_cached', 0)}): "
+                "compared only with a run cached alike."
+            )
     first = runs[0]
     if first.get("build"):
         line += f"  \n⚙️ {first['precision']}: {first['build']}."

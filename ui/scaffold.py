@@ -276,6 +276,10 @@ def answer_in_steps(
         try:
             results = []
             for each in chosen:
+                if cancel.is_set():  # stopped while the first backend finished: the second does not start
+                    stopped = f"Stopped before {each.value}'s run. Press the button to start again."
+                    outcome["error"] = ValueError(stopped)
+                    return
                 began = time.perf_counter()
 
                 def report(done, total, preview=None, each=each, began=began):
@@ -294,6 +298,7 @@ def answer_in_steps(
     threading.Thread(target=work, name=f"{task.action} worker", daemon=True).start()
     progress(0, desc="Starting…")
     latest: dict[Backend, Any] = {}
+    first: dict[Backend, tuple[int, float]] = {}  # each backend's first step: rates count from there
     finished = False
     try:
         while not finished:
@@ -313,8 +318,11 @@ def answer_in_steps(
                 latest[each] = preview
             each, done, total, _, elapsed = news[-1]
             desc = f"{each.value}: {doing}" if len(chosen) > 1 else doing.capitalize()
-            if unit == "tokens" and elapsed > 0:
-                desc += f" · {done} tokens, {done / elapsed:.0f} tokens/s"
+            for backend_, done_, _, _, elapsed_ in news:
+                first.setdefault(backend_, (done_, elapsed_))
+            start_done, start_s = first[each]
+            if unit == "tokens" and elapsed > start_s:  # from the first token: tokenizing and loading left out
+                desc += f" · {done} tokens, {(done - start_done) / (elapsed - start_s):.0f} tokens/s"
             elif done:  # the text encoder's share is in the first step's
                 desc += f" · {elapsed / done * 1000:.0f} ms per step"
             progress((done, total), desc=desc, unit=unit)
