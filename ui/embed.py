@@ -4,8 +4,8 @@
 
 `tab` names a tab by its slug (`translation`, `classification`, `sd`, `pose`, `benchmarks`, `system`);
 the other parameters fill that tab's inputs by the names its `render` returns (`text`, `lang`, `tokens`,
-`labels`, `prompt`, `negative`, `steps`, `guidance`, `seed`, `backend`); `only=1` hides the other tabs and the header, so an
-iframe or `<gradio-app>` shows just the tab a post writes about. A value is only ever placed in its
+`labels`, `prompt`, `negative`, `steps`, `guidance`, `seed`, `backend`); `only=1` hides the other tabs
+and the header, so an iframe shows just the tab a post writes about. A value is only ever placed in its
 input, as typed: text is cut to the box's length, a choice must be one of the choices, a number must be
 in range; anything else is left as it was. Nothing runs until the visitor presses the tab's button.
 """

@@ -14,7 +14,17 @@ from pipelines.protocol import BOTH, Backend
 
 from .common import generated_file, handle_errors, image_input, latency_line
 from .embed import Fields
-from .scaffold import answer, answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
+from .scaffold import (
+    answer,
+    answer_in_steps,
+    banner,
+    connect,
+    controls,
+    diffusion_inputs,
+    image_fields,
+    readout,
+    side_by_side,
+)
 
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
@@ -129,11 +139,4 @@ def pose_tab(runner: PoseRunner) -> Fields:
     )
     side_by_side(event, shown, output, None, output.label)
     new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, knobs.seed, api_visibility="private")
-    return {
-        "prompt": prompt,
-        "negative": negative,
-        "steps": knobs.steps,
-        "guidance": knobs.guidance,
-        "seed": knobs.seed,
-        "backend": run.backend,
-    }
+    return image_fields(prompt, negative, knobs, run)

@@ -93,6 +93,18 @@ def diffusion_inputs(steps: int = DEFAULT_STEPS, seed: int = 42, guidance_info: 
         )
 
 
+def image_fields(prompt: gr.Textbox, negative: gr.Textbox, knobs: DiffusionInputs, run: Controls) -> dict:
+    """An image tab's inputs a URL can fill (`ui.embed`), by their query-parameter names."""
+    return {
+        "prompt": prompt,
+        "negative": negative,
+        "steps": knobs.steps,
+        "guidance": knobs.guidance,
+        "seed": knobs.seed,
+        "backend": run.backend,
+    }
+
+
 def banner(*models: ResolvedModel, note: str = "") -> None:
     """The stand-in warning, when any of the tab's models is a stand-in."""
     if text := standin_banner(*models, note=note):

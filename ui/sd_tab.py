@@ -10,7 +10,7 @@ from pipelines.sd import SDRunner
 
 from .common import generated_file, handle_errors
 from .embed import Fields
-from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, readout, side_by_side
+from .scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, image_fields, readout, side_by_side
 
 CONCURRENCY_ID = "image-generation"
 """Image generation has its own queue: the text tabs keep answering while an image is made."""
@@ -105,11 +105,4 @@ def sd_tab(runner: SDRunner) -> Fields:
         concurrency_id=CONCURRENCY_ID,
         concurrency_limit=1,
     )
-    return {
-        "prompt": prompt,
-        "negative": negative,
-        "steps": knobs.steps,
-        "guidance": knobs.guidance,
-        "seed": knobs.seed,
-        "backend": run.backend,
-    }
+    return image_fields(prompt, negative, knobs, run)
