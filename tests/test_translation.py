@@ -100,20 +100,21 @@ def test_tokens_stream_as_they_are_decoded_on_either_backend(services, backend):
     """Both backends report the text after each new token; the last is the result, and the time spent
     reporting is left out of the latency."""
     translator = services.served("translator")  # PyTorch in the worker process: the stream crosses the pipe
-    request = translator.check(TEXT, "German", 6, 6)
+    request = translator.check(TEXT, "German", 256, 256)
     seen = []
 
     def on_step(done, total, preview=None):
         seen.append((done, total, preview))
-        time.sleep(0.05)  # a slow page: 6 × 50 ms not counted in the latency
+        time.sleep(0.1)  # a slow page: not counted in the latency
 
-    result = translator.run(request, backend, on_step)
-    done = [done for done, _, _ in seen]  # at most every STREAM_EVERY_S: after a 50 ms page, every other token
-    assert done[0] == 1 and done == sorted(set(done)) and len(done) >= 3 and {total for _, total, _ in seen} == {6}
-    assert all(result.output.startswith(text.strip()) for _, _, text in seen)
     unstreamed = translator.run(request, backend)
+    result = translator.run(request, backend, on_step)
+    done = [done for done, _, _ in seen]  # the first token, then at most every STREAM_EVERY_S
+    assert done[0] == 1 and done == sorted(set(done)) and len(done) >= 2 and {total for _, total, _ in seen} == {256}
+    assert all(result.output.startswith(text.strip()) for _, _, text in seen)
     assert unstreamed.output == result.output
-    assert result.timing["latency_ms"] < unstreamed.timing["latency_ms"] + 250  # not + 300 ms of sleeping
+    slept = 0.1 * len(seen) * 1000
+    assert result.timing["latency_ms"] < unstreamed.timing["latency_ms"] + slept / 2, (slept, result.timing)
 
 
 @pytest.mark.parametrize("backend", [Backend.OPENVINO, Backend.PYTORCH])
