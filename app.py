@@ -65,7 +65,8 @@ DELETE_CACHE = (3600, 3600)
 """Every hour, delete the uploads and outputs (gradio's copies) older than an hour."""
 HEADER = """# OpenVINO vs PyTorch
 The same request through an OpenVINO-compiled model and its PyTorch original, timed on this machine.
-Pick a backend next to each tab's button: the latency line compares your last run of each."""
+Pick a backend next to each tab's button, or Both: the latency line compares your last run of each, the chart
+every run of this session."""
 
 
 def analytics_requested(env: dict[str, str] | None = None) -> bool:
