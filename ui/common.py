@@ -151,7 +151,7 @@ def _kind(timing: dict) -> str:
     return kind
 
 
-def _runs(timing: dict) -> list[dict]:
+def runs_of(timing: dict) -> list[dict]:
     """Each backend's timing dict in `timing`: two for a "Both" request, else itself."""
     return list(timing["runs"]) if timing.get("backend") == BOTH else [timing]
 
@@ -161,7 +161,7 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
     from this request (one backend, or both) and the last request of the other backend of the same kind
     (kept per browser session, with every run's latency for the session chart). Memory is what each
     backend's model added to its process when it loaded."""
-    runs = _runs(timing)
+    runs = runs_of(timing)
     kinds = [_kind(run) for run in runs]  # each run filed under its own kind: zero-shot caches differ per backend
     recorded = dict(history.get("last", {}))
     for kind, run in zip(kinds, runs, strict=True):

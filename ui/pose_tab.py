@@ -10,9 +10,9 @@ from pipelines.controlnet import PoseRunner
 from pipelines.diffusion import MAX_PROMPT_CHARS, MAX_SEED
 from pipelines.images import side_by_side as beside
 from pipelines.pose import save_presets
-from pipelines.protocol import BOTH, Backend
+from pipelines.protocol import Backend
 
-from .common import generated_file, handle_errors, image_input, latency_line
+from .common import generated_file, handle_errors, image_input, latency_line, runs_of
 from .embed import Fields
 from .scaffold import (
     answer,
@@ -42,7 +42,7 @@ def _duration(ms: float) -> str:
 
 def _stage_line(timing: dict, history: dict) -> tuple[str, dict]:
     line, history = latency_line(timing, history)
-    runs = timing["runs"] if timing.get("backend") == BOTH else [timing]
+    runs = runs_of(timing)
     first = runs[0]
     if first.get("task") == "generate":
         per_step = " · ".join(f"{_duration(run['step_ms'])} per step on {run['backend']}" for run in runs)
