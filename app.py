@@ -139,6 +139,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="PyTorch threads, default all cores")
     parser.add_argument("--standin-size", choices=["full", "small", "tiny"], help="size of offline stand-ins")
     parser.add_argument(
+        "--ovms-url",
+        help="KServe v2 server (OpenVINO Model Server) for the text tabs' OpenVINO inference, http://host:port",
+    )
+    parser.add_argument(
         "--host", help="address to listen on (default: GRADIO_SERVER_NAME, else 127.0.0.1; 0.0.0.0 for the LAN)"
     )
     parser.add_argument("--port", type=int, help="port (default: GRADIO_SERVER_PORT, else 7860)")
@@ -156,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         precision=args.precision,
         threads=args.threads,
         standin_size=args.standin_size,
+        ovms_url=args.ovms_url,
     )
     demo = build_demo(start(settings))
     demo.launch(server_name=args.host, server_port=args.port, **launch_options())

@@ -20,6 +20,7 @@ import numpy as np
 from .memory import Growth
 from .protocol import Backend
 from .registry import Task, torch_model_class
+from .remote import REMOTE, ModelServer, attach
 from .resolve import ResolvedModel
 from .runtime import Runtime
 from .t5_openvino import CompiledIR
@@ -99,6 +100,13 @@ class BackendPair(Generic[OV, T]):
         self.lock = lock or threading.Lock()
         self.build_reason = self.spec.build_reason if build_reason is None else build_reason
         """Why this OpenVINO build runs on this CPU (`cpu.build_for`); "" when there is nothing to say."""
+        self.server: ModelServer | None = None
+        self.remote: OV | None = None
+        """The OpenVINO side on a model server (`remote`), with `ov` answering when the server does not."""
+
+    def use_server(self, server: ModelServer, remote: OV) -> None:
+        """Send this model's OpenVINO inference to `server`, through `remote` (the same calls as `ov`)."""
+        self.server, self.remote = server, remote
 
     @property
     def torch_loaded(self) -> bool:
@@ -109,7 +117,14 @@ class BackendPair(Generic[OV, T]):
         return self.baseline.get(self._torch_loader, key=self._torch_key)
 
     def model(self, backend: Backend) -> OV | T:
-        return self.ov if backend is Backend.OPENVINO else self.torch()
+        """The model a request on `backend` calls (outside its timed region: this may load, or read the
+        model server's metrics)."""
+        if backend is Backend.PYTORCH:
+            return self.torch()
+        if self.remote is not None:
+            self.server.begin()
+            return self.remote
+        return self.ov
 
     def first_use(self, backend: Backend) -> str | None:
         if backend is Backend.PYTORCH and not self.torch_loaded:
@@ -124,16 +139,21 @@ class BackendPair(Generic[OV, T]):
         return self._ov_memory() if backend is Backend.OPENVINO else self.baseline.memory_mb
 
     def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
-        """The timing dict every endpoint returns: these fields, then the task's own."""
+        """The timing dict every endpoint returns: these fields, then the task's own. On the model server:
+        `backend` "OpenVINO (remote)", `server_ms` and `round_trip_ms` (see `remote`); or `remote_error`
+        when the local model answered instead."""
+        remote = self.server.finish() if backend is Backend.OPENVINO and self.server is not None else {}
+        ran_remote = bool(remote) and "remote_error" not in remote
         return {
-            "backend": backend.value,
-            "precision": self.label(backend),
+            "backend": REMOTE if ran_remote else backend.value,
+            "precision": self.label(backend) + (" (remote)" if ran_remote else ""),
             "latency_ms": round(latency_ms, 3),
             "memory_mb": self.memory_mb(backend),
             "model": self.spec.title,
             "model_source": self.resolved.source.value,
             "standin": self.resolved.is_standin,
             "build": self.build_reason if backend is Backend.OPENVINO and self.build_reason else None,
+            **remote,
             **extra,
         }
 
@@ -256,6 +276,16 @@ class OVEncoder(CompiledIR):
         """Every input to `shape` (batch, sequence length)."""
         self.model.reshape({port.get_any_name(): list(shape) for port in self.model.inputs})
 
+    @property
+    def input_names(self) -> set[str]:
+        self.compile()
+        return self._inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        self.compile()
+        return self._outputs
+
     def compile(self) -> None:
         if self._request is None:
             compiled = self._core.compile_model(self.model, self.device, self.ov_config)
@@ -361,6 +391,12 @@ class DualModel(BackendPair):
                 spec.defaults.get("max_input_tokens", 512), self.config.get("max_position_embeddings", 1 << 30)
             )
             self.tokenizer = TextTokenizer(resolved.ir_dir, longest)
+
+    def serve_on(self, server: ModelServer) -> None:
+        """Run this model's OpenVINO inference on `server` (the repository `python -m pipelines.ovms` wrote)."""
+        translation = self.spec.task is Task.TRANSLATION
+        outputs = [] if translation else self.ov.output_names
+        self.use_server(server, attach(server, self.spec.key, translation, self.ov, outputs))
 
     @staticmethod
     def _load_ov(resolved: ResolvedModel, runtime: Runtime):

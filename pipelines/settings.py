@@ -17,6 +17,8 @@ value instead of reading the environment itself.
 | `OVDEMO_WORKER_IDLE_S`   |                | the worker exits after this many idle seconds (default 900)      |
 | `OVDEMO_MEMORY_BUDGET_MB`|                | most resident memory the app takes on (default: 85% of the limit) |
 | `OVDEMO_CONTROLNET_OV_REPO` |             | Hub repo of the ControlNet pose IR, instead of the registry's   |
+| `OVDEMO_OVMS_URL`        | `--ovms-url`   | model server (OVMS, KServe V2) for the text tabs' OpenVINO side |
+| `OVDEMO_OVMS_TIMEOUT_S`  |                | seconds a server call may take before the local model answers (2) |
 
 `HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
 """
@@ -54,6 +56,10 @@ class Settings:
     worker_idle_s: float = 900.0
     memory_budget_mb: float | None = None
     """None: 85% of the memory this process may use (`memory.memory_limit_mb`)."""
+    ovms_url: str | None = None
+    """`http://host:port` of a KServe v2 server holding `python -m pipelines.ovms`'s repository: the text tabs
+    send their OpenVINO inference there (`pipelines.remote`). None: every model runs in this process."""
+    ovms_timeout_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -84,6 +90,10 @@ class Settings:
             values["memory_budget_mb"] = float(env["OVDEMO_MEMORY_BUDGET_MB"])
         if env.get("OVDEMO_CONTROLNET_OV_REPO"):
             values["controlnet_ov_repo"] = env["OVDEMO_CONTROLNET_OV_REPO"].strip()
+        if env.get("OVDEMO_OVMS_URL"):
+            values["ovms_url"] = env["OVDEMO_OVMS_URL"].strip()
+        if env.get("OVDEMO_OVMS_TIMEOUT_S"):
+            values["ovms_timeout_s"] = float(env["OVDEMO_OVMS_TIMEOUT_S"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "cache_dir" in overrides and overrides["cache_dir"] == "":
             values["cache_dir"] = None
@@ -102,6 +112,14 @@ class Settings:
             raise ValueError(f"precision must be f32, bf16 or f16, got {self.precision!r}")
         if self.controlnet_ov_repo is not None and self.controlnet_ov_repo.count("/") != 1:
             raise ValueError(f"controlnet_ov_repo must be a Hub repo id 'owner/name', got {self.controlnet_ov_repo!r}")
+        if not self.ovms_timeout_s > 0:
+            raise ValueError(f"ovms_timeout_s must be positive, got {self.ovms_timeout_s}")
+        if self.ovms_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.ovms_url if "://" in self.ovms_url else f"http://{self.ovms_url}")
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"ovms_url must be http://host:port (a KServe V2 REST API), not {self.ovms_url!r}")
         coerce = {
             k: Path(v)
             for k, v in (("models_dir", self.models_dir), ("home", self.home), ("cache_dir", self.cache_dir))

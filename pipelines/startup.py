@@ -17,7 +17,8 @@ from .folders import read_manifest
 from .memory import Growth, memory_limit_mb, rss_mb
 from .models import DualModel
 from .prepare import resolve_apart
-from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
+from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec, Task
+from .remote import ModelServer
 from .resolve import NotBuilt, ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
 from .settings import Settings
@@ -53,6 +54,8 @@ class Services:
     """Where the PyTorch baselines run (None: in this process, `Settings.torch_worker` off)."""
     budget: MemoryBudget | None = None
     """What optional models (other SD variants, the PyTorch worker) may take on, with the startup models."""
+    model_server: ModelServer | None = None
+    """Where the text models' OpenVINO inference runs (`Settings.ovms_url`); None: here."""
     _served: dict = field(default_factory=dict, repr=False)
 
     def served(self, name: str):
@@ -251,6 +254,16 @@ def start(
         except Exception as exc:  # one broken model must not take the app down
             logger.exception("[%d/%d] %s failed to load", i, len(steps), spec.title)
             services.failures[spec.key] = _failure(spec, exc)
+    if settings.ovms_url:
+        services.model_server = ModelServer(settings.ovms_url, settings.ovms_timeout_s)
+        for dual in services.models.values():
+            dual.serve_on(services.model_server)
+        logger.info(
+            "text models: OpenVINO inference on %s",
+            services.model_server.describe(
+                [(dual.spec.key, dual.spec.task is Task.TRANSLATION) for dual in services.models.values()]
+            ),
+        )
     services.ready_s = time.perf_counter() - t0
     logger.info("ready in %.1f s (%d failed)", services.ready_s, len(services.failures))
     return services

@@ -24,10 +24,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.t5_openvino",
         "pipelines.cpu",
     ),
-    "on-disk format": ("pipelines.folders", "pipelines.layout", "pipelines.serving_files"),
+    "on-disk format": ("pipelines.folders", "pipelines.layout", "pipelines.serving_files", "pipelines.ovms_layout"),
     "hub client": ("pipelines.hub",),
     "parts": ("pipelines.pose", "pipelines.controlnet_pipeline"),
-    "build": ("pipelines.standins", "pipelines.convert", "pipelines.controlnet_export", "pipelines.export"),
+    "build": (
+        "pipelines.standins",
+        "pipelines.convert",
+        "pipelines.controlnet_export",
+        "pipelines.export",
+        "pipelines.ovms_repo",
+    ),
     "resolve": ("pipelines.resolve", "pipelines.prepare"),
     "serving": (
         "pipelines.runtime",
@@ -36,10 +42,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.worker",
         "pipelines.sd",
         "pipelines.controlnet",
+        "pipelines.remote",
+        "pipelines.kserve_server",
     ),
     "tasks": ("pipelines.classification", "pipelines.translation"),
     "startup": ("pipelines.startup",),
-    "consumers": ("ui", "app", "bench"),
+    "consumers": ("ui", "app", "bench", "pipelines.ovms"),
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 

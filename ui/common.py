@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from pipelines.protocol import BOTH, Backend
+from pipelines.remote import REMOTE
 from pipelines.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -151,6 +152,11 @@ def _kind(timing: dict) -> str:
     return kind
 
 
+def side(run: dict) -> str:
+    """The backend a run is compared as: a run on the model server is OpenVINO's."""
+    return Backend.OPENVINO.value if run["backend"] == REMOTE else run["backend"]
+
+
 def runs_of(timing: dict) -> list[dict]:
     """Each backend's timing dict in `timing`: two for a "Both" request, else itself."""
     return list(timing["runs"]) if timing.get("backend") == BOTH else [timing]
@@ -166,13 +172,13 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
     recorded = dict(history.get("last", {}))
     for kind, run in zip(kinds, runs, strict=True):
         entry = (run["precision"], run["latency_ms"], run.get("memory_mb"))
-        recorded[kind] = {**recorded.get(kind, {}), run["backend"]: entry}
-    new = [[k, run["backend"], run["latency_ms"]] for k, run in zip(kinds, runs, strict=True)]
+        recorded[kind] = {**recorded.get(kind, {}), side(run): entry}
+    new = [[k, side(run), run["latency_ms"]] for k, run in zip(kinds, runs, strict=True)]
     samples = [*history.get("samples", []), *new]
     history = {"last": recorded, "samples": samples[-MAX_SAMPLES:]}
     kind = kinds[0]
     last = recorded[kind]
-    now = {run["backend"] for k, run in zip(kinds, runs, strict=True) if k == kind}
+    now = {side(run) for k, run in zip(kinds, runs, strict=True) if k == kind}
 
     def part(backend: str) -> str:
         precision, ms, mb = last[backend]
@@ -199,6 +205,17 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
                 "compared only with a run cached alike."
             )
     first = runs[0]
+    if first.get("round_trip_ms") is not None:
+        server = first.get("server_ms")
+        where = f"server {server:.1f} ms of " if server is not None else ""
+        line += (
+            f"  \n🌐 OpenVINO ran on the model server: {where}{first['round_trip_ms']:.1f} ms "
+            f"of round trips, {first['remote_calls']} call{'s' if first['remote_calls'] != 1 else ''}"
+            + (f" ({first['server_ms_note']})" if first.get("server_ms_note") else "")
+            + "."
+        )
+    if first.get("remote_error"):
+        line += f"  \n⚠️ {first['remote_error']}"
     if first.get("build"):
         line += f"  \n⚙️ {first['precision']}: {first['build']}."
     for run in runs:

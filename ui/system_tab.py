@@ -42,6 +42,14 @@ def _budget_state(services: Services) -> str:
     )
 
 
+def _remote_state(services: Services) -> str:
+    server = services.model_server
+    if server is None:
+        return "in this process"
+    state = server.skipped() or "no call has failed in the last 30 s"
+    return f"on a model server (`OVDEMO_OVMS_URL`; {state}); the local models answer when it does not"
+
+
 def system_report(services: Services) -> str:
     """Markdown report of the runtime and of every model loaded so far."""
     runtime, settings = services.runtime, services.settings
@@ -60,6 +68,7 @@ def system_report(services: Services) -> str:
         f"- compile properties: `{config}`",
         f"- model cache: {cache_state}",
         f"- PyTorch threads: {settings.threads}",
+        f"- text models' OpenVINO inference: {_remote_state(services)}",
         f"- time to ready: {services.ready_s:.1f} s",
         "",
         "### Memory (resident)",

@@ -1,0 +1,156 @@
+"""The app's OpenVINO Model Server repository served by KServe's Python `ModelServer`.
+
+    pip install kserve==0.21.0
+    python -m pipelines.kserve_server --repo DIR [--root /models] [--port 8080]
+
+The same V2 (Open Inference Protocol) REST API as OpenVINO Model Server, over the same repository
+(`python -m pipelines.ovms`) and its `config.json`: each model compiled with its `plugin_config`,
+reshaped to its `shape`, and a `stateful` model (the T5 decoder) kept per sequence as OVMS does:
+`sequence_control_input` 1 starts a sequence (a fresh state), 2 ends it (the state is dropped),
+`sequence_id` names it, and every response carries it back. It is the second way to deploy the
+repository on KServe / Kubernetes (a custom Python predictor), and what the tests serve it with.
+
+The text tabs need only these V2 calls; image generation is OVMS's (its graph), not served here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .ovms_layout import (
+    MODEL_FILE,
+    SEQUENCE_CONTROL,
+    SEQUENCE_END,
+    SEQUENCE_ID,
+    SEQUENCE_START,
+    VERSION,
+    model_entries,
+    read_config,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def partial_shape(text: str) -> str:
+    """OVMS's shape text "(1,1:512)" in OpenVINO's PartialShape syntax "[1,1..512]"; -1 stays dynamic."""
+    dims = [d.strip() for d in text.strip().strip("()").split(",")]
+    return "[" + ",".join(d.replace(":", "..") for d in dims) + "]"
+
+
+def make_model(entry: dict, folder: Path, delay_s: float = 0.0):
+    """A `kserve.Model` serving one entry of the repository's `model_config_list` from `folder`
+    (`<name>/`). `delay_s`: seconds each inference waits first (a slow server, for tests)."""
+    import kserve
+    import openvino as ov
+    from kserve.errors import InvalidInput
+    from kserve.utils.numpy_codec import from_np_dtype
+
+    class IRModel(kserve.Model):
+        def __init__(self):
+            super().__init__(entry["name"])
+            core = ov.Core()
+            model = core.read_model(folder / str(VERSION) / MODEL_FILE)
+            if entry.get("shape"):
+                shapes = entry["shape"]
+                if isinstance(shapes, str):
+                    shapes = {port.get_any_name(): shapes for port in model.inputs}
+                model.reshape({name: ov.PartialShape(partial_shape(text)) for name, text in shapes.items()})
+            self.compiled = core.compile_model(model, entry.get("target_device", "CPU"), entry.get("plugin_config", {}))
+            self.stateful = bool(entry.get("stateful"))
+            self.inputs = {port.get_any_name() for port in self.compiled.inputs}
+            self.outputs = [port.get_any_name() for port in self.compiled.outputs]
+            self.sequences: dict[int, ov.InferRequest] = {}
+            self.lock = threading.Lock()
+            self.request = None if self.stateful else self.compiled.create_infer_request()
+            self.ready = True
+
+        def _infer_request(self, arrays: dict[str, np.ndarray]):
+            """The infer request this call runs on and the sequence id to answer with (stateful only)."""
+            if not self.stateful:
+                return self.request, None
+            sequence = int(arrays.pop(SEQUENCE_ID, np.zeros(1)).reshape(-1)[0])
+            control = int(arrays.pop(SEQUENCE_CONTROL, np.zeros(1)).reshape(-1)[0])
+            if control not in (0, SEQUENCE_START, SEQUENCE_END):
+                raise InvalidInput(f"Unexpected value of sequence control input: {control}")
+            if control == SEQUENCE_START:
+                if sequence in self.sequences:
+                    raise InvalidInput(f"Sequence with provided ID already exists: {sequence}")
+                sequence = sequence or (max(self.sequences, default=0) + 1)
+                self.sequences[sequence] = self.compiled.create_infer_request()
+            elif sequence not in self.sequences:
+                raise InvalidInput(f"Sequence with a provided ID does not exist: {sequence}")
+            return self.sequences[sequence], (sequence, control)
+
+        def predict(self, payload, headers=None, response_headers=None):
+            if delay_s:
+                time.sleep(delay_s)
+            arrays = {item.name: item.as_numpy() for item in payload.inputs}
+            with self.lock:
+                request, sequence = self._infer_request(arrays)
+                missing = self.inputs - set(arrays)
+                if missing:
+                    raise InvalidInput(f"Missing inputs for model {self.name}: {sorted(missing)}")
+                request.infer({name: arrays[name] for name in self.inputs})
+                results = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.outputs)}
+                if sequence is not None:
+                    results[SEQUENCE_ID] = np.array([sequence[0]], dtype=np.uint64)
+                    if sequence[1] == SEQUENCE_END:
+                        del self.sequences[sequence[0]]
+            outputs = []
+            for name, data in results.items():
+                output = kserve.InferOutput(name=name, shape=list(data.shape), datatype=from_np_dtype(data.dtype))
+                output.set_data_from_numpy(data, binary_data=True)
+                outputs.append(output)
+            return kserve.InferResponse(
+                response_id=payload.id or "",
+                model_name=self.name,
+                infer_outputs=outputs,
+                use_binary_outputs=payload.use_binary_outputs,
+                requested_outputs=payload.request_outputs,
+            )
+
+    return IRModel()
+
+
+def models_of(repository: Path, root: str = "/models", delay_s: float = 0.0) -> list:
+    """A `kserve.Model` for every model of the repository's `model_config_list` (each `base_path`,
+    written for the server's container under `root`, found in `repository`)."""
+    repository = Path(repository)
+    models = []
+    for entry in model_entries(read_config(repository)):
+        base = entry["base_path"]
+        relative = base[len(root) :].lstrip("/") if base.startswith(root) else base
+        folder = repository / relative
+        if not (folder / str(VERSION) / MODEL_FILE).is_file():
+            raise ValueError(f"{entry['name']}: no {VERSION}/{MODEL_FILE} in {folder}")
+        models.append(make_model(entry, folder, delay_s))
+        logger.info("serving %s from %s", entry["name"], folder)
+    return models
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.kserve_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--repo", type=Path, required=True, help="the repository `python -m pipelines.ovms` wrote")
+    parser.add_argument("--root", default="/models", help="the mount point its base_paths were written for")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)  # a slow server, for tests
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from kserve import ModelServer
+
+    models = models_of(args.repo, args.root, args.delay)
+    ModelServer(http_port=args.port, enable_grpc=False, workers=1).start(models)
+
+
+if __name__ == "__main__":
+    main()
