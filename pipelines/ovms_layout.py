@@ -14,6 +14,9 @@ The T5 decoder gets one output more than the app's: `next_tokens`, the two most 
 (TopK over the last position's logits, in the graph), so a decoding step sends back 16 bytes instead of
 the vocabulary's logits (128 KB for t5-small). Two, not one: greedy decoding with a minimum length takes
 the second when the first is the end-of-sequence token, exactly as masking that token's logit would.
+Its `encoder_hidden_states` input has one reader, the initializer of the decoder's state (checked when
+the repository is written): it counts at a sequence's first step only, so the later steps send a
+one-position placeholder instead of the whole encoder output.
 """
 
 from __future__ import annotations

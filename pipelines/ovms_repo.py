@@ -80,6 +80,10 @@ def decoder_with_next_tokens(xml: Path):
     model = ov.Core().read_model(xml)
     if not model.get_sinks():
         raise ValueError(f"{xml.name} is not a stateful decoder; export it again with optimum-intel.")
+    (hidden,) = [p for p in model.get_parameters() if "encoder_hidden_states" in p.output(0).get_names()]
+    readers = {target.get_node().get_type_name() for target in hidden.output(0).get_target_inputs()}
+    if readers != {"ReadValue"}:  # what lets `remote` send it once per sequence (see `ovms_layout`)
+        raise ValueError(f"{xml.name} reads encoder_hidden_states outside its state's initializer ({readers}).")
     logits = model.output("logits").get_node().input_value(0)  # what the Result node reads
     last = ops.gather(logits, ops.constant(-1, ov.Type.i64), ops.constant(1, ov.Type.i64))  # [batch, vocab]
     top = ops.topk(last, ops.constant(NEXT_TOKENS_K, ov.Type.i64), 1, "max", "value", ov.Type.i64)

@@ -7,7 +7,8 @@ numpy arrays sent and received as binary tensors:
 - an encoder (sentiment, embeddings): one call per model call, the same inputs and outputs as `OVEncoder`;
 - T5: the encoder once, then the stateful decoder once per token, its KV cache kept on the server for the
   sequence (OVMS's `sequence_id` / `sequence_control_input` inputs), each step answering with its two best
-  next tokens (`ovms_layout.NEXT_TOKENS`) instead of the vocabulary's logits. A sequence that ends before
+  next tokens (`ovms_layout.NEXT_TOKENS`) instead of the vocabulary's logits, and sending the encoder's
+  output at the sequence's first step only (`ovms_layout`). A sequence that ends before
   its last step (end-of-sequence, Stop) is closed with one more call, so the server frees its state.
 
 Every remote model keeps its local model: when the server does not answer within `timeout_s` (down,
@@ -300,6 +301,8 @@ class RemoteT5Greedy:
         open_ = False
         try:
             for n in range(max_new_tokens):
+                if n == 1:  # the state holds the encoder's output now: a one-position placeholder will do
+                    fixed["encoder_hidden_states"] = np.zeros((1, 1, hidden.shape[-1]), dtype=hidden.dtype)
                 last = n == max_new_tokens - 1
                 control = SEQUENCE_START if n == 0 else (SEQUENCE_END if last else 0)
                 step = {"input_ids": np.array([[tokens[-1]]], dtype=np.int64), **fixed}
