@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    text = report(local, remote, detect().describe())
+    text = report(local, remote, f"{detect().describe()}, {os.cpu_count()} logical cores")
     print(text)
     if args.out:
         args.out.write_text(text)
