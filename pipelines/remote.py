@@ -27,6 +27,7 @@ import contextlib
 import logging
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -115,6 +116,8 @@ class ModelServer:
     def _failed(self, exc: BaseException, model: str) -> RemoteError:
         from tritonclient.utils import InferenceServerException
 
+        if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+            exc = exc.reason  # urllib's wrapper of the socket's error
         if isinstance(exc, InferenceServerException):
             status = exc.status() or ""
             detail = (exc.message() or "").strip().splitlines()[0][:200] if exc.message() else ""
@@ -194,7 +197,7 @@ class ModelServer:
         if calls.fallback:
             return {"remote_error": calls.fallback + " The local OpenVINO model answered this request."}
         fields: dict = {"remote_calls": calls.count, "round_trip_ms": round(calls.round_trip_s * 1000, 3)}
-        after = self.server_seconds() if calls.before is not None else None
+        after = self.server_seconds() if calls.before is not None and not self.skipped() else None
         server = None
         if calls.before is not None and after is not None:
             counted = sum(after.get(m, (0, 0))[1] - calls.before.get(m, (0, 0))[1] for m in calls.models)
@@ -218,8 +221,11 @@ class ModelServer:
         try:
             with urllib.request.urlopen(f"{self.url}/metrics", timeout=self.timeout_s) as response:
                 text = response.read().decode("utf-8", "replace")
-        except Exception as exc:  # metrics are optional: the round trips are still measured
-            logger.info("no metrics from %s (%s)", self.url, type(exc).__name__)
+        except urllib.error.HTTPError as exc:  # it answers, without metrics: the round trips are still measured
+            logger.info("no metrics from %s (HTTP %s)", self.url, exc.code)
+            return None
+        except Exception as exc:  # it does not answer: the request's calls go to the local model at once
+            self._failed(exc, "this request")
             return None
         found: dict[str, list[float]] = {}
         published = False

@@ -309,6 +309,18 @@ def test_a_slow_server_costs_at_most_the_timeout(settings, services, repo):
         process.wait(timeout=30)
 
 
+def test_a_server_that_accepts_but_never_answers_costs_at_most_the_timeout(settings, services):
+    with socket.socket() as silent:  # the kernel accepts connections; nothing ever reads or answers them
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        hung = services_on(settings, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        began = time.monotonic()
+        result = ask(hung.classifier, "OpenVINO", "Nobody answers.")
+        assert time.monotonic() - began < TIMEOUT_S + 1.0
+        assert f"did not answer within {TIMEOUT_S:g} s" in result.timing["remote_error"]
+        assert result.output == pytest.approx(ask(services.classifier, "OpenVINO", "Nobody answers.").output, abs=1e-6)
+
+
 def test_server_time_is_left_out_when_other_clients_share_the_server(remote, server):
     """Calls of another client between the metrics reads: the server's time is not this request's alone."""
     dual = remote.models["minilm-sst2"]
