@@ -13,6 +13,7 @@ trips, the calls, and what each call adds over the server's time (HTTP, (de)seri
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -38,7 +39,8 @@ def one_side(url: str | None, runs: int) -> dict:
     from pipelines.settings import Settings
     from pipelines.startup import start
 
-    settings = Settings.from_env(ovms_url=url, torch_worker=False)
+    # `from_env` keeps OVDEMO_OVMS_URL for a None override: the local side must not take it from there.
+    settings = dataclasses.replace(Settings.from_env(torch_worker=False), ovms_url=url)
     services = start(settings, sd_variants=(), pose=None)
     classifier, translator = services.classifier, services.translator
     n = TRANSLATION_TOKENS
@@ -98,17 +100,13 @@ def report(local: dict, remote: dict, machine: str) -> str:
     ]
     for workload in WORKLOADS:
         near, far = local[workload], remote[workload]
-        per_call = (
-            (far["round_trip_ms"] - far["server_ms"]) / far["calls"]
-            if far["server_ms"] is not None and far["calls"]
-            else None
-        )
+        known = far["server_ms"] is not None and far["round_trip_ms"] is not None and far["calls"]
+        per_call = (far["round_trip_ms"] - far["server_ms"]) / far["calls"] if known else None
+        ms = lambda value: "-" if value is None else f"{value:.2f} ms"
         lines.append(
-            f"| {TITLES[workload]} | {near['latency_ms']:.2f} ms | {far['latency_ms']:.2f} ms | "
-            + (f"{far['server_ms']:.2f} ms" if far["server_ms"] is not None else "-")
-            + f" | {far['round_trip_ms']:.2f} ms | {far['calls']:g} | "
-            + (f"{per_call:.2f} ms" if per_call is not None else "-")
-            + " |"
+            f"| {TITLES[workload]} | {ms(near['latency_ms'])} | {ms(far['latency_ms'])} | {ms(far['server_ms'])} "
+            f"| {ms(far['round_trip_ms'])} | {'-' if far['calls'] is None else format(far['calls'], 'g')} "
+            f"| {ms(per_call)} |"
         )
     errors = sorted({e for side in (local, remote) for w in side.values() for e in w["errors"]})
     if errors:

@@ -16,6 +16,7 @@ The text tabs need only these V2 calls; image generation is OVMS's (its graph), 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import threading
 import time
@@ -35,6 +36,8 @@ from .ovms_layout import (
 )
 
 logger = logging.getLogger(__name__)
+IDLE_SEQUENCE_S = 300.0
+"""A sequence without a call for this long is dropped when another starts (OVMS scans every 5 minutes)."""
 
 
 def partial_shape(text: str) -> str:
@@ -63,9 +66,12 @@ def make_model(entry: dict, folder: Path, delay_s: float = 0.0):
                 model.reshape({name: ov.PartialShape(partial_shape(text)) for name, text in shapes.items()})
             self.compiled = core.compile_model(model, entry.get("target_device", "CPU"), entry.get("plugin_config", {}))
             self.stateful = bool(entry.get("stateful"))
+            self.max_sequences = int(entry.get("max_sequence_number", 500))
+            self.idle_cleanup = bool(entry.get("idle_sequence_cleanup", True))
             self.inputs = {port.get_any_name() for port in self.compiled.inputs}
             self.outputs = [port.get_any_name() for port in self.compiled.outputs]
             self.sequences: dict[int, ov.InferRequest] = {}
+            self.last_used: dict[int, float] = {}
             self.lock = threading.Lock()
             self.request = None if self.stateful else self.compiled.create_infer_request()
             self.ready = True
@@ -78,30 +84,46 @@ def make_model(entry: dict, folder: Path, delay_s: float = 0.0):
             control = int(arrays.pop(SEQUENCE_CONTROL, np.zeros(1)).reshape(-1)[0])
             if control not in (0, SEQUENCE_START, SEQUENCE_END):
                 raise InvalidInput(f"Unexpected value of sequence control input: {control}")
+            now = time.monotonic()
             if control == SEQUENCE_START:
                 if sequence in self.sequences:
                     raise InvalidInput(f"Sequence with provided ID already exists: {sequence}")
+                if self.idle_cleanup:  # OVMS's sequence cleaner, run when a sequence starts
+                    for stale in [s for s, used in self.last_used.items() if now - used > IDLE_SEQUENCE_S]:
+                        self.sequences.pop(stale), self.last_used.pop(stale)
+                if len(self.sequences) >= self.max_sequences:
+                    raise InvalidInput("Max sequence number has been reached. Could not create a new sequence.")
                 sequence = sequence or (max(self.sequences, default=0) + 1)
                 self.sequences[sequence] = self.compiled.create_infer_request()
             elif sequence not in self.sequences:
                 raise InvalidInput(f"Sequence with a provided ID does not exist: {sequence}")
+            self.last_used[sequence] = now
             return self.sequences[sequence], (sequence, control)
 
-        def predict(self, payload, headers=None, response_headers=None):
+        async def predict(self, payload, headers=None, response_headers=None):
+            # Off the server's event loop: health, metadata and /metrics answer while a model runs.
+            return await asyncio.get_running_loop().run_in_executor(None, self._predict, payload)
+
+        def _predict(self, payload):
             if delay_s:
                 time.sleep(delay_s)
             arrays = {item.name: item.as_numpy() for item in payload.inputs}
-            with self.lock:
+            missing = self.inputs - set(arrays)
+            if missing:
+                raise InvalidInput(f"Missing inputs for model {self.name}: {sorted(missing)}")
+            asked = [output.name for output in payload.request_outputs or []] or self.outputs
+            with self.lock:  # one inference at a time per model, as one infer request per sequence needs
                 request, sequence = self._infer_request(arrays)
-                missing = self.inputs - set(arrays)
-                if missing:
-                    raise InvalidInput(f"Missing inputs for model {self.name}: {sorted(missing)}")
                 request.infer({name: arrays[name] for name in self.inputs})
-                results = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.outputs)}
+                results = {
+                    name: request.get_output_tensor(i).data.copy()
+                    for i, name in enumerate(self.outputs)
+                    if name in asked
+                }
                 if sequence is not None:
                     results[SEQUENCE_ID] = np.array([sequence[0]], dtype=np.uint64)
                     if sequence[1] == SEQUENCE_END:
-                        del self.sequences[sequence[0]]
+                        del self.sequences[sequence[0]], self.last_used[sequence[0]]
             outputs = []
             for name, data in results.items():
                 output = kserve.InferOutput(name=name, shape=list(data.shape), datatype=from_np_dtype(data.dtype))

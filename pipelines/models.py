@@ -141,18 +141,21 @@ class BackendPair(Generic[OV, T]):
     def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
         """The timing dict every endpoint returns: these fields, then the task's own. On the model server:
         `backend` "OpenVINO (remote)", `server_ms` and `round_trip_ms` (see `remote`); or `remote_error`
-        when the local model answered instead."""
+        when the local model answered instead (its latency then leaves out the time spent waiting for the
+        server, `remote_wait_ms`). A run on the server has no memory or build figure: both are the server's."""
         remote = self.server.finish() if backend is Backend.OPENVINO and self.server is not None else {}
+        local = not remote or "remote_error" in remote
         ran_remote = bool(remote) and "remote_error" not in remote
+        latency_ms = max(0.0, latency_ms - remote.get("remote_wait_ms", 0.0))
         return {
             "backend": REMOTE if ran_remote else backend.value,
             "precision": self.label(backend) + (" (remote)" if ran_remote else ""),
             "latency_ms": round(latency_ms, 3),
-            "memory_mb": self.memory_mb(backend),
+            "memory_mb": None if ran_remote else self.memory_mb(backend),
             "model": self.spec.title,
             "model_source": self.resolved.source.value,
             "standin": self.resolved.is_standin,
-            "build": self.build_reason if backend is Backend.OPENVINO and self.build_reason else None,
+            "build": self.build_reason if backend is Backend.OPENVINO and local and self.build_reason else None,
             **remote,
             **extra,
         }

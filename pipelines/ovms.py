@@ -1,6 +1,6 @@
 """Write the OpenVINO Model Server repository of the models this app serves on this machine.
 
-    python -m pipelines.ovms --out DIR [--root /models] [--cache /cache] [--no-sd]
+    python -m pipelines.ovms --out DIR [--root /models] [--cache /cache] [--no-sd] [--max-sequences 64]
 
 The models are the ones the app would load here, resolved the same way (a local `--models` folder,
 the Hub's prebuilt IR, packaged weights, or stand-ins) and in the build `cpu.build_for` picks for
@@ -36,7 +36,14 @@ from .startup import STARTUP_MODELS
 logger = logging.getLogger(__name__)
 
 
-def repository(settings: Settings, out: Path, root: str = "/models", cache: str = "/cache", sd: bool = True) -> dict:
+def repository(
+    settings: Settings,
+    out: Path,
+    root: str = "/models",
+    cache: str = "/cache",
+    sd: bool = True,
+    max_sequences: int = 64,
+) -> dict:
     """Resolve the app's models as startup does and write their repository to `out`; its config."""
     runtime, cpu = Runtime(settings), detect()
 
@@ -78,7 +85,7 @@ def repository(settings: Settings, out: Path, root: str = "/models", cache: str 
             )
         )
         logger.info("%s: %s", resolved.spec.title, resolved.describe())
-    return write_repository(out, text, images, root=root)
+    return write_repository(out, text, images, root=root, max_sequences=max_sequences)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,11 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", default="/models", help="where the server mounts it (default /models)")
     parser.add_argument("--cache", default="/cache", help="the server's model cache folder (default /cache)")
     parser.add_argument("--no-sd", action="store_true", help="leave Stable Diffusion out (text models only)")
+    parser.add_argument(
+        "--max-sequences", type=int, default=64, help="translations one server decodes at once (default 64)"
+    )
     args = parser.parse_args(argv)
     if not args.root.startswith("/"):
         parser.error("--root must be an absolute path inside the server's container")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = repository(Settings.from_env(), args.out, args.root, args.cache, sd=not args.no_sd)
+    if args.max_sequences < 1:
+        parser.error("--max-sequences must be at least 1")
+    config = repository(Settings.from_env(), args.out, args.root, args.cache, not args.no_sd, args.max_sequences)
     names = [entry["config"]["name"] for entry in config["model_config_list"]]
     names += [entry["name"] for entry in config["mediapipe_config_list"]]
     print(json.dumps({"repository": str(args.out), "models": names}))

@@ -103,7 +103,7 @@ def _shape(dims: list[str]) -> str:
     return "(" + ",".join(dims) + ")"
 
 
-def _text_entries(model: TextModel, root: str) -> list[tuple[str, dict]]:
+def _text_entries(model: TextModel, root: str, max_sequences: int) -> list[tuple[str, dict]]:
     """(name, OVMS model config) of each model the text model is served as."""
     tokens = f"1:{model.max_tokens}"
     batch = "1" if model.max_batch == 1 else f"1:{model.max_batch}"
@@ -132,7 +132,7 @@ def _text_entries(model: TextModel, root: str) -> list[tuple[str, dict]]:
                 "plugin_config": decoder_plugin,
                 "stateful": True,
                 "idle_sequence_cleanup": True,
-                "max_sequence_number": 64,
+                "max_sequence_number": max_sequences,
             },
         ),
     ]
@@ -164,14 +164,17 @@ node: {{
 """
 
 
-def write_repository(out: Path, text: list[TextModel], images: list[ImageModel] = (), root: str = "/models") -> dict:
+def write_repository(
+    out: Path, text: list[TextModel], images: list[ImageModel] = (), root: str = "/models", max_sequences: int = 64
+) -> dict:
     """Write the repository to `out` (made if missing; the models named here are replaced) and return
-    its `config.json`. `root`: where the repository is mounted in the server's container (`base_path`s)."""
+    its `config.json`. `root`: where the repository is mounted in the server's container (`base_path`s);
+    `max_sequences`: how many translations a server replica decodes at once (each holds its KV cache)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config: dict = {"model_config_list": [], "mediapipe_config_list": []}
     for model in text:
-        for name, entry in _text_entries(model, root):
+        for name, entry in _text_entries(model, root, max_sequences):
             version_dir = out / name / str(VERSION)
             if version_dir.exists():
                 shutil.rmtree(version_dir)

@@ -114,14 +114,17 @@ class ModelServer:
         return ""
 
     def _failed(self, exc: BaseException, model: str) -> RemoteError:
+        """The sentence for a failed call. A server that answered with an error (a model it does not have,
+        inputs it refuses) fails this request only; one that cannot be reached or does not answer in time is
+        left alone for `RETRY_S`, so the requests in between do not wait for it."""
         from tritonclient.utils import InferenceServerException
 
         if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
             exc = exc.reason  # urllib's wrapper of the socket's error
-        if isinstance(exc, InferenceServerException):
-            status = exc.status() or ""
-            detail = (exc.message() or "").strip().splitlines()[0][:200] if exc.message() else ""
-            cause = f"it answered {status} {detail}".strip() if status or detail else "it refused the call"
+        answered = isinstance(exc, InferenceServerException)
+        if answered:
+            # Its own words go to the log only: they may name the server's folders.
+            cause = f"it answered with an error ({exc.status() or 'no status'})"
         elif isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
             cause = f"it did not answer within {self.timeout_s:g} s"
         elif isinstance(exc, ConnectionRefusedError):
@@ -130,9 +133,10 @@ class ModelServer:
             cause = f"the call failed ({type(exc).__name__})"
         # The server's address stays in the log: the people using the app need not learn the network's layout.
         reason = f"The model server could not run {model}: {cause}."
-        self._down_until, self._down_reason = time.monotonic() + RETRY_S, reason
+        if not answered:
+            self._down_until, self._down_reason = time.monotonic() + RETRY_S, reason
         self._reset_client()  # a timed-out connection may still carry the late answer
-        logger.warning("%s: %s", self.url, reason)
+        logger.warning("%s: %s %s", self.url, reason, exc)
         return RemoteError(reason)
 
     def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -192,10 +196,22 @@ class ModelServer:
         self._local.calls = Calls(before=None if self.skipped() else self.server_seconds())
 
     def finish(self) -> dict:
-        """The timing fields of the request begun last on this thread (after its timed region)."""
+        """The timing fields of the request begun last on this thread (after its timed region). Its
+        connection is closed: requests run in threads that come and go (an image or streamed request
+        gets a thread of its own), and a client left to each would hold its socket until collected."""
         calls = self.calls()
+        try:
+            return self._fields(calls)
+        finally:
+            self._reset_client()
+            self._local.calls = None
+
+    def _fields(self, calls: Calls) -> dict:
         if calls.fallback:
-            return {"remote_error": calls.fallback + " The local OpenVINO model answered this request."}
+            return {
+                "remote_error": calls.fallback + " The local OpenVINO model answered this request.",
+                "remote_wait_ms": round(calls.round_trip_s * 1000, 3),
+            }
         fields: dict = {"remote_calls": calls.count, "round_trip_ms": round(calls.round_trip_s * 1000, 3)}
         after = self.server_seconds() if calls.before is not None and not self.skipped() else None
         server = None
@@ -218,8 +234,9 @@ class ModelServer:
         `/metrics` has neither OVMS's nor KServe's inference-time histogram (or does not answer)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        try:
-            with urllib.request.urlopen(f"{self.url}/metrics", timeout=self.timeout_s) as response:
+        try:  # not through a proxy from the environment: the V2 calls do not go through one either
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(f"{self.url}/metrics", timeout=self.timeout_s) as response:
                 text = response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:  # it answers, without metrics: the round trips are still measured
             logger.info("no metrics from %s (HTTP %s)", self.url, exc.code)
@@ -280,8 +297,17 @@ class RemoteT5Greedy:
             return (int.from_bytes(np.random.default_rng().bytes(3), "little") << 40) | next(self._sequences)
 
     def generate(
-        self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0, on_token=None, **options
+        self,
+        input_ids,
+        attention_mask,
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        do_sample: bool = False,
+        num_beams: int = 1,
+        on_token=None,
     ) -> np.ndarray:
+        if do_sample or num_beams != 1:
+            raise ValueError("The remote T5 decoder decodes greedily: do_sample=False and num_beams=1 only.")
         calls = self.server.calls()
         if not calls.fallback:
             try:
@@ -310,11 +336,12 @@ class RemoteT5Greedy:
                 if n == 1:  # the state holds the encoder's output now: a one-position placeholder will do
                     fixed["encoder_hidden_states"] = np.zeros((1, 1, hidden.shape[-1]), dtype=hidden.dtype)
                 last = n == max_new_tokens - 1
+                # A one-token request starts its sequence and ends it with one more call (`_close`).
                 control = SEQUENCE_START if n == 0 else (SEQUENCE_END if last else 0)
                 step = {"input_ids": np.array([[tokens[-1]]], dtype=np.int64), **fixed}
                 step[SEQUENCE_CONTROL] = np.array([control], dtype=np.uint32)
+                open_ = control != SEQUENCE_END  # before the call: a start that timed out may exist on the server
                 best = self.server.infer(self.decoder, step, [NEXT_TOKENS])[NEXT_TOKENS].reshape(-1)[:NEXT_TOKENS_K]
-                open_ = not last
                 # Greedy with a minimum length: the best token, or the second when the best ends too early.
                 tokens.append(int(best[1] if n < min_new_tokens and int(best[0]) == eos else best[0]))
                 if on_token is not None:

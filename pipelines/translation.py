@@ -99,7 +99,9 @@ class Translator:
             task="translate",
             input_tokens=int(inputs["input_ids"].shape[-1]),
             new_tokens=new_tokens,
-            tokens_per_s=round(new_tokens / (latency_ms / 1000), 1) if new_tokens else 0.0,
+            tokens_per_s=0.0,
             truncated=truncated,
         )
+        if new_tokens and timing["latency_ms"] > 0:  # the latency as reported (see `BackendPair.timing`)
+            timing["tokens_per_s"] = round(new_tokens / (timing["latency_ms"] / 1000), 1)
         return Result(translated, timing)

@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import pytest
 
 from pipelines.ovms import repository
 from pipelines.ovms_layout import MODEL_FILE, NEXT_TOKENS, VERSION, model_entries, read_config
-from pipelines.protocol import Backend, ask
-from pipelines.remote import REMOTE, ModelServer
+from pipelines.protocol import Backend, Cancelled, ask
+from pipelines.remote import REMOTE, ModelServer, RemoteError
 from pipelines.runtime import Runtime
 from pipelines.startup import start
 from ui.common import latency_line
@@ -105,7 +106,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def repo(settings, services, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ovms") / "repo"
-    repository(settings, out, cache=str(out.parent / "ovms-cache"), sd=True)
+    # Two sequences at a time: a translation that left its sequence open would soon make the server refuse.
+    repository(settings, out, cache=str(out.parent / "ovms-cache"), sd=True, max_sequences=2)
     return out
 
 
@@ -115,14 +117,14 @@ def serve_repo(repo: Path, delay_s: float = 0.0):
 
     port = free_port()
     command = [sys.executable, "-m", "pipelines.kserve_server", "--repo", str(repo), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--delay", str(delay_s)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = repo.parent / f"server-{port}.log"  # a file, not a pipe: a pipe nobody reads fills and stalls the server
+    with log.open("wb") as sink:
+        process = subprocess.Popen([*command, "--delay", str(delay_s)], cwd=REPO, stdout=sink, stderr=sink)
     names = [entry["name"] for entry in model_entries(read_config(repo))]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode()[-3000:])
+            raise RuntimeError(log.read_text()[-3000:])
         try:
             client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", connection_timeout=1, network_timeout=1)
             if all(client.is_model_ready(name) for name in names):
@@ -259,6 +261,38 @@ def test_translation_on_the_server_gives_the_local_tokens(remote, services, min_
         # The encoder, one decoder step per token, and one more to end a sequence stopped early.
         steps = far.timing["new_tokens"]
         _remote_fields_are_consistent(far.timing, calls=1 + steps + (steps < 12))
+
+
+def test_every_translation_closes_its_sequence_on_the_server(remote, services, server):
+    """The server decodes two sequences at a time (the repository's `max_sequence_number`): one left open
+    per request would refuse the third. One token (a start that must still be ended), a stop at the
+    end-of-sequence token, a full length, and a request stopped while it streams."""
+    translator = remote.translator
+    for max_new_tokens in (1, 1, 1, 12, 3, 3):
+        result = translator.run(translator.check("See you tomorrow.", "French", max_new_tokens), "OpenVINO")
+        assert result.timing["backend"] == REMOTE, result.timing.get("remote_error")
+    cancel = threading.Event()
+
+    def stop_after_first(done, total, text):
+        cancel.set()
+
+    request = translator.check("A long sentence to translate.", "German", 12, 12)
+    for _ in range(3):
+        cancel.clear()
+        with pytest.raises(Cancelled):
+            translator.run(request, "OpenVINO", stop_after_first, cancel)
+    result = translator.run(translator.check("See you tomorrow.", "French", 4), "OpenVINO")
+    assert result.timing["backend"] == REMOTE, result.timing.get("remote_error")
+
+
+def test_an_error_the_server_answers_fails_that_request_only(remote, server):
+    """A model the server does not have (or inputs it refuses) fails the request that asked, without
+    leaving the whole server alone for RETRY_S: the next request goes to it as usual."""
+    models = ModelServer(server, TIMEOUT_S)
+    with pytest.raises(RemoteError, match="answered with an error"):
+        models.infer("no-such-model", {"input_ids": np.zeros((1, 3), np.int64)}, ["logits"])
+    assert models.skipped() == ""
+    assert ask(remote.classifier, "OpenVINO", "Fine again.").timing["backend"] == REMOTE
 
 
 def test_translation_streams_from_the_server(remote):

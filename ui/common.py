@@ -215,13 +215,13 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
             + "."
         )
     if first.get("remote_error"):
-        line += f"  \n⚠️ {first['remote_error']}"
+        line += f"  \n⚠️ {without_paths(first['remote_error'])} Its time leaves out the wait for the server."
     if first.get("build"):
         line += f"  \n⚙️ {first['precision']}: {first['build']}."
     for run in runs:
         if run.get("labels_cached"):
             line += (
-                f"  \n🗂️ {run['labels_cached']} of {run['labels']} label embeddings came from {run['backend']}'s "
+                f"  \n🗂️ {run['labels_cached']} of {run['labels']} label embeddings came from {side(run)}'s "
                 "cache (asked before); the text and any new label were embedded now."
             )
     if any(run.get("truncated") for run in runs):

@@ -118,4 +118,10 @@ def table(rows: Sequence[Row], machine: str) -> str:
             f"| {row.workload} | {row.openvino} {row.openvino_ms:.1f} ms | {row.pytorch} {row.pytorch_ms:.1f} ms "
             f"| {row.speedup:.2f}× |"
         )
+    if any(row.openvino.endswith("(remote)") for row in rows):
+        lines += [
+            "",
+            "OpenVINO (remote): these requests ran on the model server the app is configured with; their "
+            "latencies include the round trips to it.",
+        ]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import gradio as gr
 
 from pipelines.cpu import detect
 from pipelines.memory import rss_mb
+from pipelines.remote import RETRY_S
 from pipelines.startup import Services
 
 from .common import without_paths
@@ -46,7 +47,7 @@ def _remote_state(services: Services) -> str:
     server = services.model_server
     if server is None:
         return "in this process"
-    state = server.skipped() or "no call has failed in the last 30 s"
+    state = server.skipped() or f"no call has failed in the last {RETRY_S:.0f} s"
     return f"on a model server (`OVDEMO_OVMS_URL`; {state}); the local models answer when it does not"
 
 
