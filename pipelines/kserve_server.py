@@ -114,7 +114,12 @@ def make_model(entry: dict, folder: Path, delay_s: float = 0.0):
             asked = [output.name for output in payload.request_outputs or []] or self.outputs
             with self.lock:  # one inference at a time per model, as one infer request per sequence needs
                 request, sequence = self._infer_request(arrays)
-                request.infer({name: arrays[name] for name in self.inputs})
+                try:
+                    request.infer({name: arrays[name] for name in self.inputs})
+                except Exception:
+                    if sequence is not None and sequence[1] in (SEQUENCE_START, SEQUENCE_END):
+                        self.sequences.pop(sequence[0], None), self.last_used.pop(sequence[0], None)
+                    raise
                 results = {
                     name: request.get_output_tensor(i).data.copy()
                     for i, name in enumerate(self.outputs)

@@ -67,9 +67,15 @@ class Calls:
 
     count: int = 0
     round_trip_s: float = 0.0
+    last_s: float = 0.0
+    """The last call's round trip."""
     models: set[str] = field(default_factory=set)
     before: dict[str, tuple[float, float]] | None = None
     fallback: str = ""
+    wasted_s: float = 0.0
+    """Time on the server whose answers were not used (failed calls, a translation begun again locally)."""
+    used: bool = False
+    """Whether the request used an answer of the server before the local model took over."""
 
 
 class ModelServer:
@@ -160,7 +166,8 @@ class ModelServer:
         except Exception as exc:  # every failure of the server or the wire: the caller answers locally
             raise self._failed(exc, model) from exc
         finally:
-            calls.round_trip_s += time.perf_counter() - start
+            calls.last_s = time.perf_counter() - start
+            calls.round_trip_s += calls.last_s
             calls.count += 1
             calls.models.add(model)
         missing = [name for name, value in found.items() if value is None]
@@ -193,6 +200,7 @@ class ModelServer:
 
     def begin(self) -> None:
         """Start a request's accounting (before its timed region: reads the server's metrics)."""
+        self._reset_client()  # a request that ended early (Stop, an error) did not reach `finish`
         self._local.calls = Calls(before=None if self.skipped() else self.server_seconds())
 
     def finish(self) -> dict:
@@ -208,9 +216,10 @@ class ModelServer:
 
     def _fields(self, calls: Calls) -> dict:
         if calls.fallback:
+            rest = "the rest of this request" if calls.used else "this request"
             return {
-                "remote_error": calls.fallback + " The local OpenVINO model answered this request.",
-                "remote_wait_ms": round(calls.round_trip_s * 1000, 3),
+                "remote_error": f"{calls.fallback} The local OpenVINO model answered {rest}.",
+                "remote_wait_ms": round(calls.wasted_s * 1000, 3),
             }
         fields: dict = {"remote_calls": calls.count, "round_trip_ms": round(calls.round_trip_s * 1000, 3)}
         after = self.server_seconds() if calls.before is not None and not self.skipped() else None
@@ -274,9 +283,11 @@ class RemoteEncoder:
         if not calls.fallback:
             try:
                 wanted = {name: arrays[name] for name in self.local.input_names}
-                return self.server.infer(self.name, wanted, self.outputs)
+                found = self.server.infer(self.name, wanted, self.outputs)
+                calls.used = True
+                return found
             except RemoteError as exc:
-                calls.fallback = str(exc)
+                calls.fallback, calls.wasted_s = str(exc), calls.wasted_s + calls.last_s
         return self.local(**arrays)
 
 
@@ -310,10 +321,11 @@ class RemoteT5Greedy:
             raise ValueError("The remote T5 decoder decodes greedily: do_sample=False and num_beams=1 only.")
         calls = self.server.calls()
         if not calls.fallback:
+            spent = calls.round_trip_s
             try:
                 return self._generate(input_ids, attention_mask, max_new_tokens, min_new_tokens, on_token)
-            except RemoteError as exc:
-                calls.fallback = str(exc)
+            except RemoteError as exc:  # begun again locally: every call of this translation was in vain
+                calls.fallback, calls.wasted_s = str(exc), calls.wasted_s + calls.round_trip_s - spent
         return self.local.generate(input_ids, attention_mask, max_new_tokens, min_new_tokens, on_token=on_token)
 
     def _generate(self, input_ids, attention_mask, max_new_tokens, min_new_tokens, on_token) -> np.ndarray:
@@ -340,7 +352,9 @@ class RemoteT5Greedy:
                 control = SEQUENCE_START if n == 0 else (SEQUENCE_END if last else 0)
                 step = {"input_ids": np.array([[tokens[-1]]], dtype=np.int64), **fixed}
                 step[SEQUENCE_CONTROL] = np.array([control], dtype=np.uint32)
-                open_ = control != SEQUENCE_END  # before the call: a start that timed out may exist on the server
+                # Before the call: a start the server refused with an error may still be ended; one that timed
+                # out is not (the server is skipped for a while), and the server's idle cleanup frees it.
+                open_ = control != SEQUENCE_END
                 best = self.server.infer(self.decoder, step, [NEXT_TOKENS])[NEXT_TOKENS].reshape(-1)[:NEXT_TOKENS_K]
                 # Greedy with a minimum length: the best token, or the second when the best ends too early.
                 tokens.append(int(best[1] if n < min_new_tokens and int(best[0]) == eos else best[0]))

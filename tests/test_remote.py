@@ -295,6 +295,26 @@ def test_an_error_the_server_answers_fails_that_request_only(remote, server):
     assert ask(remote.classifier, "OpenVINO", "Fine again.").timing["backend"] == REMOTE
 
 
+def test_a_zero_shot_request_the_server_fails_halfway_is_finished_locally(remote, services, monkeypatch):
+    """The text embedded on the server, then its label batch refused: the local model embeds the labels, the
+    scores are the same, and the timing says the local model answered the rest."""
+    server = remote.model_server
+    real, seen = server.infer, []
+
+    def refuse_second(model, arrays, outputs):
+        seen.append(model)
+        return real("no-such-model" if len(seen) == 2 else model, arrays, outputs)
+
+    monkeypatch.setattr(server, "infer", refuse_second)
+    text, labels = "The team won the final.", "sports, weather, music"
+    result = ask(remote.classifier, "OpenVINO", text, labels)
+    assert seen == ["all-minilm-l6-v2", "all-minilm-l6-v2"]
+    assert result.output == pytest.approx(ask(services.classifier, "OpenVINO", text, labels).output, abs=1e-5)
+    assert result.timing["backend"] == "OpenVINO"
+    assert "answered the rest of this request" in result.timing["remote_error"]
+    assert result.timing["remote_wait_ms"] > 0 and server.skipped() == ""
+
+
 def test_translation_streams_from_the_server(remote):
     seen: list[str] = []
     translator = remote.translator
