@@ -43,6 +43,7 @@ from .ovms_layout import (
     SEQUENCE_START,
     served_names,
 )
+from .t5_openvino import greedy_only
 
 logger = logging.getLogger(__name__)
 
@@ -317,8 +318,7 @@ class RemoteT5Greedy:
         num_beams: int = 1,
         on_token=None,
     ) -> np.ndarray:
-        if do_sample or num_beams != 1:
-            raise ValueError("The remote T5 decoder decodes greedily: do_sample=False and num_beams=1 only.")
+        greedy_only("The remote T5 decoder", do_sample, num_beams)
         calls = self.server.calls()
         if not calls.fallback:
             spent = calls.round_trip_s

@@ -26,6 +26,12 @@ ENCODER, DECODER = "openvino_encoder_model.xml", "openvino_decoder_model.xml"
 DECODER_UNCACHED = "decoder not cacheable: the CPU plugin cannot load back its state-init subgraphs"
 
 
+def greedy_only(who: str, do_sample: bool, num_beams: int) -> None:
+    """ValueError unless the decoding asked for is greedy (what this loop and its remote twin do)."""
+    if do_sample or num_beams != 1:
+        raise ValueError(f"{who} decodes greedily: do_sample=False and num_beams=1 only.")
+
+
 class CompiledIR:
     """An IR folder that loads like an optimum model: `from_pretrained(folder, device=, ov_config=)`,
     then `compile()` (Runtime times both)."""
@@ -135,8 +141,7 @@ class OVT5Greedy(CompiledIR):
         on_token=None,
     ) -> np.ndarray:
         """Greedy decoding; `on_token(tokens)` (the ids so far, after the start token) after each new token."""
-        if do_sample or num_beams != 1:
-            raise ValueError("OVT5Greedy decodes greedily: do_sample=False and num_beams=1 only.")
+        greedy_only(type(self).__name__, do_sample, num_beams)
         eos = self.config["eos_token_id"]
         self._start(input_ids, attention_mask)
         tokens = [self.config["decoder_start_token_id"]]
