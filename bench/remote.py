@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .core import REQUEST_PAUSE_S, Repeats, measure
@@ -69,26 +68,6 @@ def one_side(url: str | None, runs: int) -> dict:
     return found
 
 
-def _serve(repo: Path, port: int) -> subprocess.Popen:
-    import tritonclient.http as httpclient
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.kserve_server", "--repo", str(repo), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpclient.InferenceServerClient(f"127.0.0.1:{port}").is_server_ready():
-                return process
-        except Exception:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the model server did not start")
-
-
 def report(local: dict, remote: dict, machine: str) -> str:
     lines = [
         f"Machine: {machine}. Client and server on this machine (loopback), one after the other, each in its own "
@@ -125,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from pipelines.cpu import detect
+    from pipelines.kserve_server import launch
     from pipelines.ovms import repository
     from pipelines.settings import Settings
 
@@ -138,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         repository(Settings.from_env(), repo, cache=str(Path(tmp) / "cache"), sd=False)
         local = side("local")
         port = 18000 + os.getpid() % 1000
-        server = _serve(repo, port)
+        server = launch(repo, port, Path(tmp) / "server.log", timeout_s=300)
         try:
             remote = side(f"http://127.0.0.1:{port}")
         finally:

@@ -161,6 +161,33 @@ def models_of(repository: Path, root: str = "/models", delay_s: float = 0.0) -> 
     return models
 
 
+def launch(repository: Path, port: int, log: Path, delay_s: float = 0.0, timeout_s: float = 120.0):
+    """This server in a process of its own, serving `repository` on 127.0.0.1:`port`, its output in the file
+    `log` (a pipe nobody reads would fill and stall it); returned once every model is ready."""
+    import subprocess
+    import sys
+
+    import tritonclient.http as httpclient
+
+    command = [sys.executable, "-m", __name__, "--repo", str(repository), "--port", str(port), "--delay", str(delay_s)]
+    with Path(log).open("wb") as sink:
+        process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stdout=sink, stderr=sink)
+    names = [entry["name"] for entry in model_entries(read_config(repository))]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the model server exited: {Path(log).read_text()[-3000:]}")
+        try:
+            client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", connection_timeout=1, network_timeout=1)
+            if all(client.is_model_ready(name) for name in names):
+                return process
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"the model server was not ready in {timeout_s:g} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.kserve_server",

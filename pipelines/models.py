@@ -366,6 +366,11 @@ def token_streamer(on_token):
     return TokenStreamer()
 
 
+def input_limit(spec, config: dict) -> int:
+    """The most tokens a text model is given: the app's limit for it, or fewer if the model takes fewer."""
+    return min(spec.defaults.get("max_input_tokens", 512), config.get("max_position_embeddings", 1 << 30))
+
+
 def serving_class(task: Task):
     """The class that serves an exported IR folder on OpenVINO."""
     if task is Task.TRANSLATION:
@@ -390,10 +395,7 @@ class DualModel(BackendPair):
         if spec.static_shape:  # padded to the static length, on both backends
             self.tokenizer = TextTokenizer(resolved.ir_dir, spec.static_shape[1], pad=True)
         else:  # each text at its own length, up to what the model takes
-            longest = min(
-                spec.defaults.get("max_input_tokens", 512), self.config.get("max_position_embeddings", 1 << 30)
-            )
-            self.tokenizer = TextTokenizer(resolved.ir_dir, longest)
+            self.tokenizer = TextTokenizer(resolved.ir_dir, input_limit(spec, self.config))
 
     def serve_on(self, server: ModelServer) -> None:
         """Run this model's OpenVINO inference on `server` (the repository `python -m pipelines.ovms` wrote)."""

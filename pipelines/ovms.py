@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .cpu import detect, for_this_cpu
 from .diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS
-from .models import read_json
+from .models import input_limit, read_json
 from .ovms_repo import ImageModel, TextModel, write_repository
 from .prepare import resolve_apart
 from .registry import SD_VARIANTS, ZERO_SHOT, Task
@@ -53,10 +53,7 @@ def repository(
     text = []
     for spec in (for_this_cpu(spec, cpu) for spec in STARTUP_MODELS):
         resolved = resolve_apart(spec, settings)
-        longest = min(
-            spec.defaults.get("max_input_tokens", 512),
-            read_json(Path(resolved.ir_dir) / "config.json").get("max_position_embeddings", 1 << 30),
-        )
+        longest = input_limit(spec, read_json(Path(resolved.ir_dir) / "config.json"))
         text.append(
             TextModel(
                 spec.key,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.kserve_server import launch
 from pipelines.ovms import repository
 from pipelines.ovms_layout import MODEL_FILE, NEXT_TOKENS, VERSION, model_entries, read_config
 from pipelines.protocol import Backend, Cancelled, ask
@@ -27,7 +26,6 @@ from pipelines.runtime import Runtime
 from pipelines.startup import start
 from ui.common import latency_line
 
-REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 1.0
 """The model server timeout these tests run with: a down or slow server costs a request at most this."""
 
@@ -113,27 +111,8 @@ def repo(settings, services, tmp_path_factory) -> Path:
 
 def serve_repo(repo: Path, delay_s: float = 0.0):
     """A KServe ModelServer process serving `repo`, and its URL, once every model is ready."""
-    import tritonclient.http as httpclient
-
     port = free_port()
-    command = [sys.executable, "-m", "pipelines.kserve_server", "--repo", str(repo), "--port", str(port)]
-    log = repo.parent / f"server-{port}.log"  # a file, not a pipe: a pipe nobody reads fills and stalls the server
-    with log.open("wb") as sink:
-        process = subprocess.Popen([*command, "--delay", str(delay_s)], cwd=REPO, stdout=sink, stderr=sink)
-    names = [entry["name"] for entry in model_entries(read_config(repo))]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text()[-3000:])
-        try:
-            client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", connection_timeout=1, network_timeout=1)
-            if all(client.is_model_ready(name) for name in names):
-                return process, f"http://127.0.0.1:{port}"
-        except Exception:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the model server did not get ready in 120 s")
+    return launch(repo, port, repo.parent / f"server-{port}.log", delay_s), f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
