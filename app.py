@@ -27,6 +27,7 @@ from ui.benchmarks_tab import benchmarks_tab
 from ui.classification_tab import classification_tab
 from ui.common import failure_banner
 from ui.embed import Fields, prefill
+from ui.guard import SESSIONS, RequestCap
 from ui.pose_tab import pose_tab
 from ui.sd_tab import sd_tab
 from ui.system_tab import system_tab
@@ -76,9 +77,17 @@ def analytics_requested(env: dict[str, str] | None = None) -> bool:
 
 
 def launch_options() -> dict:
-    """What every launch of the app passes to `launch()`: no upload larger than the app accepts
-    reaches the disk. Address and port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
-    return {"max_file_size": MAX_UPLOAD_BYTES}
+    """What every launch of the app passes to `launch()`: no upload larger than the app accepts reaches the
+    disk, no request body larger than the largest valid one reaches gradio (`ui.guard.RequestCap`), and
+    gradio keeps `ui.guard.SESSIONS` sessions, not 10,000. Address and port are left to GRADIO_SERVER_NAME /
+    GRADIO_SERVER_PORT."""
+    from starlette.middleware import Middleware
+
+    return {
+        "max_file_size": MAX_UPLOAD_BYTES,
+        "state_session_capacity": SESSIONS,
+        "app_kwargs": {"middleware": [Middleware(RequestCap)]},
+    }
 
 
 def build_demo(

@@ -54,6 +54,7 @@ class MemoryBudget:
         self.limit_mb = limit_mb
         self._used = used
         self._holders: dict[str, Holder] = {}
+        self._reservations: dict[int, float] = {}
         self._lock = threading.RLock()
 
     def used_mb(self) -> float:
@@ -79,29 +80,40 @@ class MemoryBudget:
         under other locks (the worker's), and releasing from `make_room` takes those."""
         self._holders.pop(name, None)
 
+    def reserved_mb(self) -> float:
+        """What loads admitted but not finished yet were told they may take."""
+        with self._lock:
+            return sum(self._reservations.values())
+
     def make_room(
         self, need_mb: float, what: str, keep: str | None = None, instead: str = "Use the OpenVINO backend."
-    ) -> None:
-        """Release least recently used optional models until `need_mb` more fits; ValueError (ending with
-        `instead`) if it cannot. `keep` is never released (the model asking, when it is partly loaded)."""
+    ) -> Reservation:
+        """Admit a load of about `need_mb`: release least recently used optional models until it fits beside
+        what is in use and what other admitted loads reserved, then reserve it until the returned
+        `Reservation` is released (`with budget.make_room(...):` around the load). ValueError (ending with
+        `instead`) if it cannot fit. `keep` is never released (the model asking, when it is partly loaded).
+
+        Two loads admitted at once cannot both pass against the same resident memory: the second counts the
+        first's reservation, which stays until the first load ends (its memory is then in `used`)."""
 
         def refuse(used: float) -> ValueError:
             return ValueError(
                 f"{what} needs about {need_mb / 1024:.1f} GB more memory, which does not fit in this server's "
-                f"budget of {self.limit_mb / 1024:.1f} GB ({used / 1024:.1f} GB in use, most of it by the "
-                f"models every tab needs). {instead}"
+                f"budget of {self.limit_mb / 1024:.1f} GB ({used / 1024:.1f} GB in use or reserved, most of it by "
+                f"the models every tab needs). {instead}"
             )
 
         with self._lock:
+            in_use = lambda: self._used() + sum(self._reservations.values())
             candidates = sorted((h for h in self._holders.values() if h.name != keep), key=lambda h: h.last_used)
-            used = self._used()
+            used = in_use()
             if used - sum(h.size_mb() for h in candidates) + need_mb > self.limit_mb:  # nothing released in vain
                 raise refuse(used)
-            while candidates and (used := self._used()) + need_mb > self.limit_mb:
+            while candidates and (used := in_use()) + need_mb > self.limit_mb:
                 victim = candidates.pop(0)
                 del self._holders[victim.name]
                 logger.info(
-                    "memory budget: releasing %s (%.0f MB in use, %.0f MB needed, budget %.0f MB)",
+                    "memory budget: releasing %s (%.0f MB in use or reserved, %.0f MB needed, budget %.0f MB)",
                     victim.name,
                     used,
                     need_mb,
@@ -109,5 +121,30 @@ class MemoryBudget:
                 )
                 victim.release()
                 _return_freed_memory()
-            if (used := self._used()) + need_mb > self.limit_mb:  # what was released freed less than it held
+            if (used := in_use()) + need_mb > self.limit_mb:  # what was released freed less than it held
                 raise refuse(used)
+            reservation = Reservation(self, next(_uses), need_mb)
+            self._reservations[reservation.key] = need_mb
+            return reservation
+
+    def _release(self, key: int) -> None:
+        with self._lock:
+            self._reservations.pop(key, None)
+
+
+@dataclass
+class Reservation:
+    """Memory a load was admitted with; released (once) when the load ends, however it ends."""
+
+    budget: MemoryBudget
+    key: int
+    mb: float
+
+    def release(self) -> None:
+        self.budget._release(self.key)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

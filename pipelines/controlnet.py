@@ -27,7 +27,7 @@ from .images import load_image
 from .layout import BODY_WEIGHTS, PART_FILES
 from .models import BackendPair, LazyBaseline, TextTokenizer
 from .pose import Letterbox, PoseDetector, fit_condition, load_body_network, ov_body_network
-from .protocol import Backend, CancelToken, Result, StepCallback, Steps
+from .protocol import Backend, CancelToken, Result, StepCallback, Steps, holding
 from .registry import PRECISION_LABELS
 
 logger = logging.getLogger(__name__)
@@ -205,13 +205,14 @@ class PoseGeneration:
         """One image for `request`; stops after the current step once `cancel` is set."""
         backend = Backend.parse(backend)
         runner, pair, asked = self.runner, self.runner.pipelines, request.diffusion
-        pipeline = pair.model(backend)
         steps = Steps(asked.steps, on_step, cancel)
+        steps.check()  # a request stopped while it waited loads nothing
+        pipeline = pair.model(backend)
 
         def stepped(step: int, timestep: int, latents) -> None:
             steps(preview=latent_preview(latents) if steps.wants_preview() else None)
 
-        with pair.lock:
+        with holding(pair.lock, cancel, asked.steps):
             if backend is Backend.OPENVINO:
                 out = pipeline(request.pose.image, asked, runner.new_scheduler(), stepped)
             else:

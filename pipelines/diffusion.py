@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checks import check_unicode, whole_number
+from .checks import check_unicode, printable, real_number, whole_number
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -55,29 +55,26 @@ class DiffusionRequest:
     """None draws a random seed; the one used is returned with the result."""
 
     def checked(self) -> DiffusionRequest:
-        """This request with a concrete seed, or ValueError quoting the bad value.
+        """This request with a concrete seed and its prompts cleaned (`checks.printable`: what CLIP's
+        tokenizers cannot take removed, the same text for both backends), or ValueError quoting the bad value.
 
         A missing negative prompt (None) is an empty one, on every endpoint."""
         negative = "" if self.negative_prompt is None else self.negative_prompt
+        cleaned = []
         for name, text in (("prompt", self.prompt), ("negative prompt", negative)):
             if not isinstance(text, str):
                 raise ValueError(f"The {name} must be text, got {type(text).__name__}.")
             if len(text) > MAX_PROMPT_CHARS:
                 raise ValueError(f"The {name} is {len(text):,} characters long; shorten it to {MAX_PROMPT_CHARS:,}.")
             check_unicode(text, name)
-        if not self.prompt.strip():
+            cleaned.append(" ".join(printable(text).split()))
+        prompt, negative = cleaned
+        if not prompt:
             raise ValueError("The prompt is empty: describe the image you want.")
         steps = whole_number(self.steps, "Steps", MIN_STEPS, MAX_STEPS)
-        guidance = self.guidance_scale
-        if (
-            isinstance(guidance, bool)
-            or not isinstance(guidance, (int, float))
-            or not math.isfinite(guidance)
-            or not MIN_GUIDANCE <= guidance <= MAX_GUIDANCE
-        ):
-            raise ValueError(f"Guidance scale must be from {MIN_GUIDANCE} to {MAX_GUIDANCE}, got {guidance!r}.")
+        guidance = real_number(self.guidance_scale, "Guidance scale", MIN_GUIDANCE, MAX_GUIDANCE)
         seed = secrets.randbelow(MAX_SEED + 1) if self.seed is None else whole_number(self.seed, "Seed", 0, MAX_SEED)
-        return DiffusionRequest(self.prompt.strip(), negative.strip(), steps, float(guidance), seed)
+        return DiffusionRequest(prompt, negative, steps, guidance, seed)
 
     @property
     def uses_guidance(self) -> bool:

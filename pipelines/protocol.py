@@ -14,7 +14,8 @@ arguments and ignore them, so the UI calls every task the same way.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -70,11 +71,35 @@ def both_timing(results: dict[Backend, Result], outputs: dict[str, Any] | None =
 
 
 class Cancelled(Exception):
-    """Raised between two steps when the request's cancel token was set."""
+    """Raised between two steps when the request's cancel token was set (`done` 0: before the first)."""
 
     def __init__(self, done: int, total: int):
-        super().__init__(f"Stopped after step {done} of {total}.")
+        super().__init__(f"Stopped after step {done} of {total}." if done else "Stopped before the first step.")
         self.done, self.total = done, total
+
+
+WAIT_POLL_S = 0.05
+"""How often a request waiting for a model's lock looks at its cancel token."""
+
+
+@contextmanager
+def holding(lock: threading.Lock, cancel: CancelToken | None, total: int = 0) -> Iterator[None]:
+    """`with holding(pair.lock, cancel, steps):` takes `lock` for a request, unless the request is cancelled
+    first: a cancelled request waiting behind another one leaves the queue at once (`Cancelled` before its
+    first step) instead of taking the lock and running a step nobody waits for."""
+    if cancel is None:
+        with lock:
+            yield
+        return
+    while not lock.acquire(timeout=WAIT_POLL_S):
+        if cancel.is_set():
+            raise Cancelled(0, total)
+    try:
+        if cancel.is_set():
+            raise Cancelled(0, total)
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,11 @@ class Steps:
     def __init__(self, total: int, on_step: StepCallback | None, cancel: CancelToken | None):
         self.total, self.done = total, 0
         self._on_step, self._cancel = on_step, cancel
+
+    def check(self) -> None:
+        """Before the first step (the lock taken, the prompt not encoded yet): stop if cancelled already."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled(self.done, self.total)
 
     def wants_preview(self) -> bool:
         """Whether the step about to be reported should carry a preview: someone is watching, and it is

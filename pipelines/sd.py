@@ -17,6 +17,7 @@ the compute of a guided one on OpenVINO.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -38,7 +39,7 @@ from .diffusion import (
     torch_randn,
 )
 from .models import BackendPair, LazyBaseline, TextTokenizer
-from .protocol import Backend, Cancelled, CancelToken, Result, StepCallback, Steps
+from .protocol import Backend, Cancelled, CancelToken, Result, StepCallback, Steps, holding
 from .registry import ModelSpec
 from .resolve import ResolvedModel, resolve
 from .runtime import Runtime
@@ -210,13 +211,17 @@ class SDRunner:
                 resolved = self._resolver(spec, self.settings)
             except Exception as exc:
                 raise self._failed(variant, exc) from exc
+            admitted = contextlib.nullcontext()
             if self._optional(variant):  # about the IR read, and the plugin's copy of the weights
                 need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)
-                self.budget.make_room(need, f"The {variant} variant", instead=f"Use the {self.default} variant.")
-            try:
-                self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
-            except Exception as exc:
-                raise self._failed(variant, exc) from exc
+                admitted = self.budget.make_room(
+                    need, f"The {variant} variant", instead=f"Use the {self.default} variant."
+                )
+            with admitted:  # reserved until the compile ends
+                try:
+                    self.variants[variant] = SDVariant(resolved, self.runtime, self.baseline, self.lock)
+                except Exception as exc:
+                    raise self._failed(variant, exc) from exc
             self.failures.pop(variant, None)
             self._hold(variant)
             return self.variants[variant]
@@ -283,13 +288,15 @@ class SDRunner:
         backend = Backend.parse(backend)
         asked = request.diffusion
         # 1. The OpenVINO variant (compiled on first selection) and, if asked, the PyTorch pipeline
+        steps = Steps(asked.steps, on_step, cancel)
+        steps.check()  # a request stopped while it waited compiles and loads nothing
         variant = self._compiled(request.variant)
         self._hold(request.variant)
         pipe = variant.model(backend)
         generate = _generate_openvino if backend is Backend.OPENVINO else _generate_pytorch
-        with variant.lock:
+        with holding(variant.lock, cancel, asked.steps):
             # 2. Denoise and decode, timed end to end
-            timer, steps = StepTimer(), Steps(asked.steps, on_step, cancel)
+            timer = StepTimer()
             start = timer.started = time.perf_counter()
             image = generate(pipe, variant, asked, timer, steps)
             latency_ms = (time.perf_counter() - start) * 1000

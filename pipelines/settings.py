@@ -15,6 +15,7 @@ value instead of reading the environment itself.
 | `OVDEMO_HUB_TIMEOUT`     |                | seconds to wait for the Hub before using stand-ins (default 3)  |
 | `OVDEMO_TORCH_WORKER`    |                | `1` (default): PyTorch baselines in a worker process; `0`: in the app's |
 | `OVDEMO_WORKER_IDLE_S`   |                | the worker exits after this many idle seconds (default 900)      |
+| `OVDEMO_WORKER_TIMEOUT_S`|                | a PyTorch request silent this long ends; its worker is killed (120) |
 | `OVDEMO_MEMORY_BUDGET_MB`|                | most resident memory the app takes on (default: 85% of the limit) |
 | `OVDEMO_CONTROLNET_OV_REPO` |             | Hub repo of the ControlNet pose IR, instead of the registry's   |
 | `OVDEMO_OVMS_URL`        | `--ovms-url`   | model server (OVMS, KServe V2) for the text tabs' OpenVINO side |
@@ -54,6 +55,11 @@ class Settings:
     torch_worker: bool = True
     """PyTorch baselines in a process of their own (`pipelines.worker`); False runs them in the app's."""
     worker_idle_s: float = 900.0
+    worker_timeout_s: float = 120.0
+    """The longest a PyTorch request waits for its worker without a word (a step, a result, a sign of loading):
+    then it ends with a sentence and the worker is killed. The slowest silent stretch measured is the full-size
+    SD image's last step plus its VAE decode on PyTorch fp32, about 30 s on a 2-core AMD EPYC Zen 3 (AVX2)
+    (`docs/bench/results.md`: 82 s for 4 steps of 13 s); a 2-core CPU with half its speed, twice that margin."""
     memory_budget_mb: float | None = None
     """None: 85% of the memory this process may use (`memory.memory_limit_mb`)."""
     ovms_url: str | None = None
@@ -86,6 +92,8 @@ class Settings:
             values["torch_worker"] = env["OVDEMO_TORCH_WORKER"].strip().lower() not in ("0", "false", "no", "off")
         if env.get("OVDEMO_WORKER_IDLE_S"):
             values["worker_idle_s"] = float(env["OVDEMO_WORKER_IDLE_S"])
+        if env.get("OVDEMO_WORKER_TIMEOUT_S"):
+            values["worker_timeout_s"] = float(env["OVDEMO_WORKER_TIMEOUT_S"])
         if env.get("OVDEMO_MEMORY_BUDGET_MB"):
             values["memory_budget_mb"] = float(env["OVDEMO_MEMORY_BUDGET_MB"])
         if env.get("OVDEMO_CONTROLNET_OV_REPO"):
@@ -106,6 +114,8 @@ class Settings:
             raise ValueError(f"memory_budget_mb must be positive, got {self.memory_budget_mb}")
         if not self.worker_idle_s > 0:
             raise ValueError(f"worker_idle_s must be positive, got {self.worker_idle_s}")
+        if not self.worker_timeout_s > 0:
+            raise ValueError(f"worker_timeout_s must be positive, got {self.worker_timeout_s}")
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):

@@ -218,7 +218,10 @@ def start(
     )
     if settings.torch_worker:
         services.worker = TorchWorker(
-            settings.threads, settings.worker_idle_s, on_stop=lambda: services.budget.forget(WORKER_HOLDER)
+            settings.threads,
+            settings.worker_idle_s,
+            on_stop=lambda: services.budget.forget(WORKER_HOLDER),
+            timeout_s=settings.worker_timeout_s,
         )
     logger.info("memory budget %.0f MB", limit)
     with Growth() as libraries:  # before any model, so that no model's memory counts them

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .checks import check_text, whole_number
 from .models import DualModel
-from .protocol import Backend, Cancelled, Result
+from .protocol import Backend, Cancelled, Result, holding
 
 # T5's own task prefixes, from its pre-training mixture.
 LANGUAGES: dict[str, str] = {
@@ -79,7 +79,7 @@ class Translator:
                 streamed["last"] = time.perf_counter()
             streamed["s"] += time.perf_counter() - began
 
-        with self.model.lock:
+        with holding(self.model.lock, cancel, request.max_new_tokens):
             start = time.perf_counter()
             inputs, truncated = tokenizer(prompt)  # cut to `max_input_tokens`
             output = model.generate(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -54,13 +55,15 @@ class Recipe:
         return (self.module, self.function, self.args)
 
 
-class WorkerStopped(ValueError):
-    """The worker process ended during a request (killed, out of memory, crashed)."""
+HEARTBEAT_S = 1.0
+"""While the worker builds a task (loads a baseline: seconds to minutes), it says so this often."""
 
 
 def serve(conn, threads: int) -> None:
     """The worker's loop (in the worker process): build tasks on first use and run requests, one at
-    a time, until told to stop. A reader thread takes "cancel" at any time."""
+    a time, until told to stop. Every message carries its request's id, both ways: a reader thread takes
+    ("cancel", id) at any time and sets the cancel token only if that request is the one running, and the
+    app drops any answer whose id is not the request it waits for."""
     import queue
 
     import diffusers  # noqa: F401 - imported up front, so no baseline's memory counts the libraries
@@ -69,6 +72,12 @@ def serve(conn, threads: int) -> None:
 
     torch.set_num_threads(threads)
     cancel, requests = threading.Event(), queue.Queue()
+    current = {"id": None}
+    sending = threading.Lock()
+
+    def send(*message) -> None:
+        with sending:
+            conn.send(message)
 
     def read() -> None:
         while True:
@@ -76,63 +85,101 @@ def serve(conn, threads: int) -> None:
                 message = conn.recv()
             except (EOFError, OSError):  # the app is gone: stop what runs, then exit
                 message = None
-            if message == "cancel":
-                cancel.set()
-                continue
             if message is None:
                 cancel.set()
-            else:
-                cancel.clear()  # here, in order: a "cancel" sent right after this request still counts
-            requests.put(message)
-            if message is None:
+                requests.put(None)
                 return
+            if message[0] == "cancel":
+                if message[1] == current["id"]:
+                    cancel.set()
+                continue
+            current["id"] = message[1]  # here, in order: a cancel sent right after this request still counts
+            cancel.clear()
+            requests.put(message)
 
     threading.Thread(target=read, name="requests", daemon=True).start()
     built: dict[tuple, Any] = {}
     while (message := requests.get()) is not None:
-        recipe, request, stream = message
+        _, rid, recipe, request, stream = message
         try:
+            if cancel.is_set():
+                raise Cancelled(0, 0)
             if recipe.key not in built:
-                builder = getattr(importlib.import_module(recipe.module), recipe.function)
-                built[recipe.key] = builder(*recipe.args)
+                loading = threading.Event()
+
+                def beat(rid=rid, loading=loading) -> None:
+                    while not loading.wait(HEARTBEAT_S):
+                        send(rid, "loading")
+
+                threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+                try:
+                    builder = getattr(importlib.import_module(recipe.module), recipe.function)
+                    built[recipe.key] = builder(*recipe.args)
+                finally:
+                    loading.set()
             task = built[recipe.key] if recipe.attribute is None else getattr(built[recipe.key], recipe.attribute)
-            on_step = (lambda done, total, preview=None: conn.send(("step", done, total, preview))) if stream else None
+            on_step = None
+            if stream:
+                on_step = lambda done, total, preview=None, rid=rid: send(rid, "step", done, total, preview)
             result = task.run(request, Backend.PYTORCH, on_step, cancel)
-            conn.send(("result", result))
+            send(rid, "result", result)
         except Cancelled as exc:
-            conn.send(("cancelled", exc.done, exc.total))
+            send(rid, "cancelled", exc.done, exc.total)
         except ValueError as exc:
-            conn.send(("refused", str(exc)))
+            send(rid, "refused", str(exc))
         except Exception as exc:
             logger.exception("a PyTorch request failed")
-            conn.send(("failed", type(exc).__name__))
+            send(rid, "failed", type(exc).__name__)
+
+
+class WorkerStopped(ValueError):
+    """The worker process ended during a request (killed, out of memory, crashed, or silent too long)."""
 
 
 class TorchWorker:
-    """The app's side of the worker: start on first use, one request at a time, exit when idle."""
+    """The app's side of the worker: start on first use, one request at a time, exit when idle.
 
-    def __init__(self, threads: int, idle_s: float = 900.0, on_stop: Callable[[], None] = lambda: None):
+    Nothing here waits on a worker that does not answer: a request whose worker sends nothing (no step,
+    no result, no sign of loading) for `timeout_s` ends with a sentence and the worker is killed (the next
+    PyTorch request starts a new one); a request that waits for the worker behind another one gives up
+    after `timeout_s` too, or at once when cancelled. `stop()` (the memory budget, the idle timer) and the
+    state the System tab reads take no request's lock."""
+
+    def __init__(
+        self,
+        threads: int,
+        idle_s: float = 900.0,
+        on_stop: Callable[[], None] = lambda: None,
+        timeout_s: float = 120.0,
+    ):
         """`on_stop()` is called whenever the worker ends (idle, asked to, or died)."""
         self.threads = threads
         self.idle_s = idle_s
+        self.timeout_s = timeout_s
         self._on_stop = on_stop
         self._lock = threading.Lock()
+        """Held by the request the worker runs."""
+        self._state = threading.Lock()
+        """Held only while the process and its pipe are swapped (start, stop): never while waiting for it."""
         self._process: subprocess.Popen | None = None
         self._conn = None
         self._built: set[tuple] = set()
         self._last_used = time.monotonic()
         self._watcher: threading.Thread | None = None
+        self._ids = itertools.count(1)
         self.starts = 0
 
     # ----------------------------------------------------------------- state
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        process = self._process
+        return process is not None and process.poll() is None
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self.running else None
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
 
     def has(self, recipe: Recipe) -> bool:
         """Whether the running worker has answered this recipe's task already (its baseline is loaded)."""
@@ -155,7 +202,7 @@ class TorchWorker:
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
         # A fresh interpreter that imports only what the tasks need (not the app, not gradio).
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "pipelines.worker", str(child.fileno()), str(self.threads)],
                 pass_fds=(child.fileno(),),
                 env=env,
@@ -170,48 +217,63 @@ class TorchWorker:
             ) from exc
         finally:
             child.close()
-        self._conn, self._built = parent, set()
+        with self._state:
+            self._process, self._conn, self._built = process, parent, set()
         self.starts += 1
-        logger.info("started the PyTorch worker (pid %d, %d threads)", self._process.pid, self.threads)
+        logger.info("started the PyTorch worker (pid %d, %d threads)", process.pid, self.threads)
         if self._watcher is None:
             self._watcher = threading.Thread(target=self._exit_when_idle, name="pytorch-worker-idle", daemon=True)
             self._watcher.start()
 
-    def stop(self, why: str = "asked to") -> None:
-        """End the worker (its memory is freed); the next PyTorch request starts a new one."""
-        with self._lock:
-            self._stop(why)
-
-    def _stop(self, why: str) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        self._built = set()
+    def stop(self, why: str = "asked to", kill: bool = False) -> None:
+        """End the worker (its memory is freed); the next PyTorch request starts a new one. Never waits for
+        the request it may be running: that request ends with `WorkerStopped`."""
+        with self._state:
+            process, conn = self._process, self._conn
+            self._process = self._conn = None
+            self._built = set()
         if process is None:
             return
-        with contextlib.suppress(OSError, ValueError):
-            conn.send(None)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if not kill:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        if process.poll() is None:
             process.kill()
-            process.wait(timeout=10)
-        conn.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            conn.close()
         logger.info("stopped the PyTorch worker (%s)", why)
-        self._on_stop()  # must not wait for a lock: it runs under this worker's
+        self._on_stop()  # must not wait for a lock a request may hold
 
     def _exit_when_idle(self) -> None:
         while True:
             time.sleep(min(self.idle_s, 30.0) / 2)
             if not self.running or time.monotonic() - self._last_used < self.idle_s:
                 continue
-            if self._lock.acquire(blocking=False):
+            if self._lock.acquire(blocking=False):  # a request running: not idle
                 try:
                     if self.running and time.monotonic() - self._last_used >= self.idle_s:
-                        self._stop(f"idle for {self.idle_s:.0f} s")
+                        self.stop(f"idle for {self.idle_s:.0f} s")
                 finally:
                     self._lock.release()
 
     # ----------------------------------------------------------------- requests
+
+    def _take(self, cancel: CancelToken | None) -> None:
+        """The worker for one request: waits for the one before it, at most `timeout_s`, and not at all once
+        `cancel` is set."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self._lock.acquire(timeout=POLL_S):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(0, 0)
+            if time.monotonic() > deadline:
+                raise ValueError(
+                    f"The PyTorch process is busy with another visitor's request and has been for over "
+                    f"{self.timeout_s:.0f} s; try again in a minute. The OpenVINO backend is not affected."
+                )
 
     def run(
         self,
@@ -221,47 +283,70 @@ class TorchWorker:
         cancel: CancelToken | None = None,
     ) -> Result:
         """`request` on the PyTorch side of `recipe`'s task, in the worker; progress and Stop as in-process."""
-        with self._lock:
-            try:
-                if not self.running:
-                    if self._process is not None:
-                        self._stop("it had exited")
-                    self._start()
-                self._conn.send((recipe, request, on_step is not None))
-                asked_to_stop = False
-                while True:
-                    if cancel is not None and cancel.is_set() and not asked_to_stop:
-                        self._conn.send("cancel")
-                        asked_to_stop = True
-                    if not self._conn.poll(POLL_S):
-                        if self._process.poll() is not None:
-                            raise EOFError
-                        continue
-                    kind, *payload = self._conn.recv()
-                    if kind == "step":
-                        if on_step is not None:
-                            on_step(*payload)
-                        continue
-                    if kind == "result":
-                        self._built.add((recipe.key, recipe.attribute))
-                        return payload[0]
-                    if kind == "cancelled":
-                        raise Cancelled(*payload)
-                    if kind == "refused":
-                        raise ValueError(payload[0])
-                    raise RuntimeError(f"the PyTorch worker failed ({payload[0]})")
-            except (EOFError, BrokenPipeError, ConnectionResetError):
-                code = None
-                with contextlib.suppress(subprocess.TimeoutExpired, AttributeError):
-                    code = self._process.wait(timeout=5)
-                self._stop("it ended during a request")
-                raise WorkerStopped(
-                    f"The PyTorch process stopped during this request (exit code {code}"
-                    f"{', out of memory?' if code in (-9, 137) else ''}); the server log says why, and the next "
-                    "PyTorch request starts a new one. The OpenVINO backend is not affected."
-                ) from None
-            finally:
-                self._last_used = time.monotonic()
+        self._take(cancel)
+        try:
+            return self._run(recipe, request, on_step, cancel)
+        finally:
+            self._last_used = time.monotonic()
+            self._lock.release()
+
+    def _run(self, recipe: Recipe, request: Any, on_step: StepCallback | None, cancel: CancelToken | None) -> Result:
+        if not self.running:
+            if self._process is not None:
+                self.stop("it had exited")
+            self._start()
+        process, conn, rid = self._process, self._conn, next(self._ids)
+        try:
+            conn.send(("run", rid, recipe, request, on_step is not None))
+            heard, asked_to_stop = time.monotonic(), False
+            while True:
+                if cancel is not None and cancel.is_set() and not asked_to_stop:
+                    conn.send(("cancel", rid))
+                    asked_to_stop = True
+                if not conn.poll(POLL_S):
+                    if process.poll() is not None:
+                        raise EOFError
+                    if time.monotonic() - heard > self.timeout_s:
+                        return self._hung(recipe)
+                    continue
+                answered, kind, *payload = conn.recv()
+                heard = time.monotonic()
+                if answered != rid:  # an answer to a request this side no longer waits for
+                    logger.warning("dropped a PyTorch worker message for request %s (waiting for %s)", answered, rid)
+                    continue
+                if kind == "loading":
+                    continue
+                if kind == "step":
+                    if on_step is not None:
+                        on_step(*payload)
+                    continue
+                if kind == "result":
+                    self._built.add((recipe.key, recipe.attribute))
+                    return payload[0]
+                if kind == "cancelled":
+                    raise Cancelled(*payload)
+                if kind == "refused":
+                    raise ValueError(payload[0])
+                raise RuntimeError(f"the PyTorch worker failed ({payload[0]})")
+        except (EOFError, OSError):  # died, or stopped by the budget or an operator in the meantime
+            code = None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(timeout=5)
+            if self._process is process:
+                self.stop("it ended during a request")
+            raise WorkerStopped(
+                f"The PyTorch process stopped during this request (exit code {code}"
+                f"{', out of memory?' if code in (-9, 137) else ''}); the server log says why, and the next "
+                "PyTorch request starts a new one. The OpenVINO backend is not affected."
+            ) from None
+
+    def _hung(self, recipe: Recipe) -> Result:
+        logger.error("the PyTorch worker sent nothing for %.0f s (%s): killing it", self.timeout_s, recipe.function)
+        self.stop(f"silent for over {self.timeout_s:.0f} s", kill=True)
+        raise WorkerStopped(
+            f"The PyTorch process did not answer for {self.timeout_s:.0f} s, so it was stopped; the next PyTorch "
+            "request starts a new one. The OpenVINO backend is not affected."
+        )
 
 
 WORKER_HOLDER = "the PyTorch worker"
@@ -317,11 +402,13 @@ class Split:
             return self._task.run(request, backend, on_step, cancel)
         if self._before is not None:
             self._before(request)
+        admitted = contextlib.nullcontext()
         if self._budget is not None and not self._worker.has(self._recipe):
             need = self._need_mb(request) + (0.0 if self._worker.running else WORKER_BASE_MB)
-            self._budget.make_room(need, "The PyTorch baseline", keep=WORKER_HOLDER)
+            admitted = self._budget.make_room(need, "The PyTorch baseline", keep=WORKER_HOLDER)
         try:
-            return self._worker.run(self._recipe, request, on_step, cancel)
+            with admitted:  # reserved until this request ends: by then what it loaded is in the worker's RSS
+                return self._worker.run(self._recipe, request, on_step, cancel)
         finally:  # whatever it loaded stays until released, even when this request failed or stopped
             if self._budget is not None and self._worker.running:
                 self._budget.hold(

@@ -4,6 +4,7 @@ stand-in banner, the latency line."""
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 import re
@@ -31,6 +32,12 @@ def without_paths(text: str) -> str:
     return _SERVER_PATH.sub("…", text)
 
 
+def as_text(message: str) -> str:
+    """`message` escaped for gradio's error toast, which renders its text as HTML: a label or prompt quoted in
+    it (`<a href=…>sign in</a>`) shows as the characters typed, never as a link or an image."""
+    return html.escape(message, quote=False)
+
+
 def handle_errors(action: str):
     """Turn pipeline errors into `gr.Error`s a person can act on; never a traceback.
 
@@ -42,7 +49,7 @@ def handle_errors(action: str):
         if isinstance(exc, gr.Error):
             return exc
         if isinstance(exc, ValueError):
-            return gr.Error(without_paths(str(exc)), print_exception=False)
+            return gr.Error(as_text(without_paths(str(exc))), print_exception=False)
         logger.error("%s failed", action, exc_info=exc)
         return gr.Error(
             f"{action} failed ({type(exc).__name__}). Try again; if it keeps failing, the server log has the details.",
@@ -95,7 +102,37 @@ def image_input(**kwargs) -> gr.Image:
         return payload.path
 
     component.preprocess = uploaded_file
+    refuse_addresses(component)
     return component
+
+
+URL_REFUSED = (
+    "This app takes images as uploads only, not as web addresses: download the image and upload the file "
+    "(gradio_client: `handle_file(path)`)."
+)
+
+
+def refuse_addresses(component: gr.Image) -> None:
+    """An image given by URL gets a sentence, and nothing is fetched. gradio 6.31 downloads a URL input
+    itself while moving inputs to its cache (`processing_utils.async_move_files_to_cache` calls the block's
+    `async_move_resource_to_block_cache`), before any handler runs, with no cap on size or time: both
+    methods of this instance refuse an address first."""
+    from gradio_client.utils import is_http_url_like
+
+    moves, async_moves = component.move_resource_to_block_cache, component.async_move_resource_to_block_cache
+
+    def move(url_or_file_path):
+        if is_http_url_like(str(url_or_file_path)):
+            raise gr.Error(URL_REFUSED, print_exception=False)
+        return moves(url_or_file_path)
+
+    async def async_move(url_or_file_path):
+        if is_http_url_like(str(url_or_file_path)):
+            raise gr.Error(URL_REFUSED, print_exception=False)
+        return await async_moves(url_or_file_path)
+
+    component.move_resource_to_block_cache = move
+    component.async_move_resource_to_block_cache = async_move
 
 
 def number_input(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
@@ -143,6 +180,8 @@ def _size(mb: float) -> str:
 
 MAX_SAMPLES = 200
 """The session chart keeps this many latest runs per tab."""
+MAX_KINDS = 32
+"""…and the last run of this many kinds of request (the least recently run go first)."""
 
 
 def _kind(timing: dict) -> str:
@@ -175,6 +214,10 @@ def latency_line(timing: dict, history: dict) -> tuple[str, dict]:
         recorded[kind] = {**recorded.get(kind, {}), side(run): entry}
     new = [[k, side(run), run["latency_ms"]] for k, run in zip(kinds, runs, strict=True)]
     samples = [*history.get("samples", []), *new]
+    for kind in kinds:  # the newest last, so the oldest go first
+        recorded[kind] = recorded.pop(kind)
+    while len(recorded) > MAX_KINDS:
+        recorded.pop(next(iter(recorded)))
     history = {"last": recorded, "samples": samples[-MAX_SAMPLES:]}
     kind = kinds[0]
     last = recorded[kind]
