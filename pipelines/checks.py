@@ -78,5 +78,5 @@ def whole_number(value: object, name: str, low: int, high: int) -> int:
 def real_number(value: object, name: str, low: float, high: float) -> float:
     """A float from a UI/API number within [low, high], or ValueError naming the allowed range."""
     if not _is_number(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low} to {high}, got {quoted(value)}.")
+        raise ValueError(f"{name} must be from {low} to {high}, got {quoted(value)}.")
     return float(value)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import check_text, check_unicode
+from .checks import check_text, check_unicode, quoted
 from .models import DualModel
 from .protocol import Backend, Result
 
@@ -57,14 +57,14 @@ def parse_labels(labels: str | list[str] | None, max_labels: int) -> list[str]:
     if "" in parts:
         raise ValueError("One of the labels is empty (two commas in a row?): remove the extra comma.")
     if len(parts) < 2:
-        raise ValueError(f"Zero-shot needs at least two labels to choose between; got only {parts[0]!r}.")
+        raise ValueError(f"Zero-shot needs at least two labels to choose between; got only {quoted(parts[0])}.")
     if len(parts) > max_labels:
         raise ValueError(f"Too many labels ({len(parts)}); use at most {max_labels}.")
     if too_long := [p for p in parts if len(p) > MAX_LABEL_CHARS]:
         raise ValueError(f"Label {too_long[0][:20]!r}... is longer than {MAX_LABEL_CHARS} characters.")
     lowered = [p.lower() for p in parts]
     if dupes := sorted({p for p in parts if lowered.count(p.lower()) > 1}):
-        raise ValueError(f"Duplicate label {dupes[0]!r}: give each label once.")
+        raise ValueError(f"Duplicate label {quoted(dupes[0])}: give each label once.")
     return parts
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
+from .checks import quoted
+
 R = TypeVar("R")
 
 StepCallback = Callable[..., None]
@@ -38,7 +40,7 @@ class Backend(str, Enum):
         for backend in cls:
             if value == backend or str(value).strip().lower() == backend.value.lower():
                 return backend
-        raise ValueError(f"Unknown backend {value!r}; choose one of {[b.value for b in cls]}.")
+        raise ValueError(f"Unknown backend {quoted(value)}; choose one of {[b.value for b in cls]}.")
 
 
 BOTH = "Both"
@@ -53,7 +55,7 @@ def backends(value: str | Backend) -> tuple[Backend, ...]:
     try:
         return (Backend.parse(value),)
     except ValueError:
-        raise ValueError(f"Unknown backend {value!r}; choose one of {list(CHOICES)}.") from None
+        raise ValueError(f"Unknown backend {quoted(value)}; choose one of {list(CHOICES)}.") from None
 
 
 def both_timing(results: dict[Backend, Result], outputs: dict[str, Any] | None = None) -> dict:

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 from .budget import MemoryBudget, weights_mb
+from .checks import quoted
 from .diffusion import (
     CLIP_MAX_TOKENS,
     DEFAULT_GUIDANCE,
@@ -192,7 +193,7 @@ class SDRunner:
 
     def check_variant(self, variant: object) -> str:
         if not isinstance(variant, str) or variant not in self.specs:
-            raise ValueError(f"Unknown variant {variant!r}; choose one of {self.variant_names}.")
+            raise ValueError(f"Unknown variant {quoted(variant)}; choose one of {self.variant_names}.")
         return variant
 
     def load(self, variant: str) -> SDVariant:
@@ -354,16 +355,25 @@ def _generate_openvino(pipe, variant: SDVariant, asked: DiffusionRequest, timer:
 
     # Guidance <= 1: the prompt as its own negative prompt (see the module's docstring).
     negative = asked.negative_prompt if asked.uses_guidance else asked.prompt
-    images = pipe.generate(
-        asked.prompt,
-        negative_prompt=negative,
-        num_inference_steps=asked.steps,
-        guidance_scale=asked.guidance_scale if asked.uses_guidance else DEFAULT_GUIDANCE,
-        height=variant.height,
-        width=variant.width,
-        generator=_latents_class()(asked.seed),
-        callback=step_end,
-    )
+    try:
+        images = pipe.generate(
+            asked.prompt,
+            negative_prompt=negative,
+            num_inference_steps=asked.steps,
+            guidance_scale=asked.guidance_scale if asked.uses_guidance else DEFAULT_GUIDANCE,
+            height=variant.height,
+            width=variant.width,
+            generator=_latents_class()(asked.seed),
+            callback=step_end,
+        )
+    except RuntimeError as exc:  # its tokenizer (openvino-tokenizers) throws on text it has no token for
+        if "Tokenizer" not in str(exc):
+            raise
+        logger.error("the OpenVINO tokenizer refused a prompt: %s", exc)
+        raise ValueError(
+            "The prompt has a character this model's OpenVINO tokenizer cannot read; remove unusual symbols "
+            "or emoji and try again."
+        ) from None
     if stopped:
         raise stopped[0]
     return Image.fromarray(images.data[0])

@@ -192,7 +192,8 @@ def clip_tokenizer(vocab_size: int):
     """A CLIP BPE tokenizer trained on the packaged MiniLM's English vocabulary.
 
     CLIP's own vocabulary is not available offline; `tokenizers` trains a BPE with CLIP's
-    conventions (byte-level alphabet, `</w>` word ends, start/end tokens) and
+    conventions (byte-level alphabet, `</w>` word ends, start/end tokens; every byte in both forms,
+    so that any text tokenizes, emoji and symbols included, as with CLIP's vocabulary) and
     `CLIPTokenizer` wraps it. `model_max_length=77` as in every SD 1.x checkpoint. Both image
     tabs' stand-ins use it.
     """
@@ -212,8 +213,12 @@ def clip_tokenizer(vocab_size: int):
     )
     bpe.train_from_iterator((" ".join(words[i : i + 16]) for i in range(0, len(words), 16)), trainer)
     model = json.loads(bpe.to_str())["model"]
+    vocab = model["vocab"]
+    for symbol in pre_tokenizers.ByteLevel.alphabet():  # CLIP's own: every byte alone and as a word's end
+        for token in (symbol, symbol + "</w>"):
+            vocab.setdefault(token, len(vocab))
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=CLIP_MAX_TOKENS)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CLIP_MAX_TOKENS)
 
 
 def build_sd_pipeline(config: str, out_dir: Path) -> None:

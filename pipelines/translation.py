@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .checks import check_text, whole_number
+from .checks import check_text, quoted, whole_number
 from .models import DualModel
 from .protocol import Backend, Cancelled, Result, holding
 
@@ -52,7 +52,7 @@ class Translator:
         """The endpoint's values as a request, or ValueError with the allowed values."""
         text = check_text(text, "translate")
         if not isinstance(target_language, str) or target_language not in LANGUAGES:
-            raise ValueError(f"Unknown target language {target_language!r}; choose one of {list(LANGUAGES)}.")
+            raise ValueError(f"Unknown target language {quoted(target_language)}; choose one of {list(LANGUAGES)}.")
         max_new = whole_number(max_new_tokens, "Max new tokens", 1, MAX_NEW_TOKENS)
         min_new = whole_number(min_new_tokens, "Min new tokens", 0, MAX_NEW_TOKENS)
         return TranslationRequest(text, target_language, max_new, min(min_new, max_new))

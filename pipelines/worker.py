@@ -55,6 +55,8 @@ class Recipe:
         return (self.module, self.function, self.args)
 
 
+KILL_GRACE_S = 2.0
+"""What a request waiting behind a silent one allows on top of the bound: the silent one's kill."""
 HEARTBEAT_S = 1.0
 """While the worker builds a task (loads a baseline: seconds to minutes), it says so this often."""
 
@@ -228,17 +230,21 @@ class TorchWorker:
     def stop(self, why: str = "asked to", kill: bool = False) -> None:
         """End the worker (its memory is freed); the next PyTorch request starts a new one. Never waits for
         the request it may be running: that request ends with `WorkerStopped`."""
+        # A request running: the worker reads nothing before its step ends, so it is not asked, it is killed.
+        self._stop(why, graceful=not kill and not self._lock.locked())
+
+    def _stop(self, why: str, graceful: bool) -> None:
         with self._state:
             process, conn = self._process, self._conn
             self._process = self._conn = None
             self._built = set()
         if process is None:
             return
-        if not kill:
+        if graceful:
             with contextlib.suppress(OSError, ValueError):
                 conn.send(None)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
+                process.wait(timeout=2)
         if process.poll() is None:
             process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -256,16 +262,16 @@ class TorchWorker:
             if self._lock.acquire(blocking=False):  # a request running: not idle
                 try:
                     if self.running and time.monotonic() - self._last_used >= self.idle_s:
-                        self.stop(f"idle for {self.idle_s:.0f} s")
+                        self._stop(f"idle for {self.idle_s:.0f} s", graceful=True)
                 finally:
                     self._lock.release()
 
     # ----------------------------------------------------------------- requests
 
     def _take(self, cancel: CancelToken | None) -> None:
-        """The worker for one request: waits for the one before it, at most `timeout_s`, and not at all once
-        `cancel` is set."""
-        deadline = time.monotonic() + self.timeout_s
+        """The worker for one request: waits for the one before it at most `timeout_s` (and `KILL_GRACE_S`, in
+        which a silent one before it is killed), and not at all once `cancel` is set."""
+        deadline = time.monotonic() + self.timeout_s + KILL_GRACE_S
         while not self._lock.acquire(timeout=POLL_S):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(0, 0)

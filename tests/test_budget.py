@@ -3,6 +3,8 @@ sentence, and nothing is released in vain."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from pipelines.budget import MemoryBudget, weights_mb
@@ -60,3 +62,32 @@ def test_the_app_refuses_a_baseline_that_does_not_fit_and_keeps_serving(services
         ask(translator, "PyTorch", "Where is the station?", "German", 2)
     assert not services.worker.running
     assert ask(translator, "OpenVINO", "Where is the station?", "German", 2).timing["new_tokens"] <= 2
+
+
+def test_two_loads_admitted_at_the_same_moment_cannot_both_pass_against_the_same_memory():
+    """1000 MB in use, a 1500 MB budget: one 400 MB load fits, two do not. Both ask at once, before either has
+    grown the resident memory; the second counts the first's reservation and is refused, until the first ends."""
+    budget = MemoryBudget(1500.0, lambda: STARTUP_MB)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def load(name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append((name, budget.make_room(400.0, f"Model {name}")))
+        except ValueError as exc:
+            outcomes.append((name, exc))
+
+    threads = [threading.Thread(target=load, args=(name,)) for name in "xy"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    admitted = [o for _, o in outcomes if not isinstance(o, ValueError)]
+    refused = [o for _, o in outcomes if isinstance(o, ValueError)]
+    assert len(admitted) == 1 and len(refused) == 1, outcomes
+    assert "in use or reserved" in str(refused[0]) and budget.reserved_mb() == 400.0
+    admitted[0].release()  # the load ended (its memory would now be in use, not reserved)
+    assert budget.reserved_mb() == 0.0
+    with budget.make_room(400.0, "Model z"):
+        assert budget.reserved_mb() == 400.0
+    assert budget.reserved_mb() == 0.0

@@ -241,7 +241,10 @@ def numeric_cases(url: str) -> list[tuple[str, list, int, str]]:
     ]
 
 
-BAD_NUMBERS = ["abc", float("nan"), float("inf"), float("-inf"), -1, 10**12, True, [3], {"v": 3}]
+BAD_NUMBERS = [
+    "abc", float("nan"), float("inf"), float("-inf"), -1, 10**12, 10**400, -(10**400), 1e308, True, None, [3], {"v": 3}
+]  # fmt: skip
+"""Every JSON type, and integers beyond float range (Python's `json` reads `10**400` exactly)."""
 
 
 def test_every_numeric_input_refuses_non_numbers_with_its_range(app):
