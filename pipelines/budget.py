@@ -8,8 +8,6 @@ that is still not enough, the request gets a sentence instead of the app running
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import itertools
 import logging
@@ -17,6 +15,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .memory import return_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +30,6 @@ def weights_mb(folder: str | Path | None) -> float | None:
     if folder is None or not Path(folder).is_dir():
         return None
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in WEIGHT_SUFFIXES) / 2**20
-
-
-def _return_freed_memory() -> None:
-    """Collect, then ask glibc to hand freed pages back to the system, so resident memory really drops."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -120,7 +113,8 @@ class MemoryBudget:
                     self.limit_mb,
                 )
                 victim.release()
-                _return_freed_memory()
+                gc.collect()
+                return_freed_memory()
             if (used := in_use()) + need_mb > self.limit_mb:  # what was released freed less than it held
                 raise refuse(used)
             reservation = Reservation(self, next(_uses), need_mb)

@@ -114,8 +114,8 @@ class Settings:
             raise ValueError(f"memory_budget_mb must be positive, got {self.memory_budget_mb}")
         if not self.worker_idle_s > 0:
             raise ValueError(f"worker_idle_s must be positive, got {self.worker_idle_s}")
-        if not self.worker_timeout_s > 0:
-            raise ValueError(f"worker_timeout_s must be positive, got {self.worker_timeout_s}")
+        if not self.worker_timeout_s >= 2:  # the worker's signs of life come every second
+            raise ValueError(f"worker_timeout_s must be at least 2 seconds, got {self.worker_timeout_s}")
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision is not None and self.precision.lower() not in ("f32", "bf16", "f16"):

@@ -58,7 +58,9 @@ class Recipe:
 KILL_GRACE_S = 2.0
 """What a request waiting behind a silent one allows on top of the bound: the silent one's kill."""
 HEARTBEAT_S = 1.0
-"""While the worker builds a task (loads a baseline: seconds to minutes), it says so this often."""
+"""While the worker imports its libraries, or a request has not reached its first step (building its task,
+loading its baseline: seconds to minutes), it says so this often. A step, or what follows the last one,
+says nothing until it is done: a worker silent for longer than the bound is hung."""
 
 
 def serve(conn, threads: int) -> None:
@@ -68,18 +70,27 @@ def serve(conn, threads: int) -> None:
     app drops any answer whose id is not the request it waits for."""
     import queue
 
-    import diffusers  # noqa: F401 - imported up front, so no baseline's memory counts the libraries
-    import torch
-    import transformers  # noqa: F401
-
-    torch.set_num_threads(threads)
-    cancel, requests = threading.Event(), queue.Queue()
-    current = {"id": None}
     sending = threading.Lock()
 
     def send(*message) -> None:
         with sending:
             conn.send(message)
+
+    def beat(rid, done: threading.Event) -> None:
+        """("loading") every `HEARTBEAT_S` until `done`: the worker is busy, not hung."""
+        while not done.wait(HEARTBEAT_S):
+            send(rid, "loading")
+
+    imported = threading.Event()  # the imports take seconds: the first request's wait hears from them
+    threading.Thread(target=beat, args=(None, imported), name="heartbeat", daemon=True).start()
+    import diffusers  # noqa: F401 - imported up front, so no baseline's memory counts the libraries
+    import torch
+    import transformers  # noqa: F401
+
+    imported.set()
+    torch.set_num_threads(threads)
+    cancel, requests = threading.Event(), queue.Queue()
+    current = {"id": None}
 
     def read() -> None:
         while True:
@@ -103,27 +114,23 @@ def serve(conn, threads: int) -> None:
     built: dict[tuple, Any] = {}
     while (message := requests.get()) is not None:
         _, rid, recipe, request, stream = message
+        # Until its first step, a request may be building its task or loading its baseline: it says so.
+        loading = threading.Event()
+        threading.Thread(target=beat, args=(rid, loading), name="heartbeat", daemon=True).start()
+
+        def on_step(done, total, preview=None, rid=rid, loading=loading) -> None:
+            loading.set()
+            send(rid, "step", done, total, preview)
+
         try:
             if cancel.is_set():
                 raise Cancelled(0, 0)
             if recipe.key not in built:
-                loading = threading.Event()
-
-                def beat(rid=rid, loading=loading) -> None:
-                    while not loading.wait(HEARTBEAT_S):
-                        send(rid, "loading")
-
-                threading.Thread(target=beat, name="heartbeat", daemon=True).start()
-                try:
-                    builder = getattr(importlib.import_module(recipe.module), recipe.function)
-                    built[recipe.key] = builder(*recipe.args)
-                finally:
-                    loading.set()
+                builder = getattr(importlib.import_module(recipe.module), recipe.function)
+                built[recipe.key] = builder(*recipe.args)
             task = built[recipe.key] if recipe.attribute is None else getattr(built[recipe.key], recipe.attribute)
-            on_step = None
-            if stream:
-                on_step = lambda done, total, preview=None, rid=rid: send(rid, "step", done, total, preview)
-            result = task.run(request, Backend.PYTORCH, on_step, cancel)
+            result = task.run(request, Backend.PYTORCH, on_step if stream else None, cancel)
+            loading.set()
             send(rid, "result", result)
         except Cancelled as exc:
             send(rid, "cancelled", exc.done, exc.total)
@@ -132,6 +139,8 @@ def serve(conn, threads: int) -> None:
         except Exception as exc:
             logger.exception("a PyTorch request failed")
             send(rid, "failed", type(exc).__name__)
+        finally:
+            loading.set()
 
 
 class WorkerStopped(ValueError):
@@ -317,10 +326,10 @@ class TorchWorker:
                     continue
                 answered, kind, *payload = conn.recv()
                 heard = time.monotonic()
+                if kind == "loading":  # importing its libraries, or building this request's task
+                    continue
                 if answered != rid:  # an answer to a request this side no longer waits for
                     logger.warning("dropped a PyTorch worker message for request %s (waiting for %s)", answered, rid)
-                    continue
-                if kind == "loading":
                     continue
                 if kind == "step":
                     if on_step is not None:

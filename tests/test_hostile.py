@@ -253,6 +253,8 @@ def test_every_numeric_input_refuses_non_numbers_with_its_range(app):
         kind, payload = call_raw(url, endpoint, valid)
         assert kind == "complete", (endpoint, payload)
         for bad in BAD_NUMBERS:
+            if bad is None and allowed.startswith("Seed"):
+                continue  # no seed: a random one, by design
             request = [*valid[:index], bad, *valid[index + 1 :]]
             kind, payload = call_raw(url, endpoint, request)
             assert kind == "error" and payload["error"] and allowed in payload["error"], (endpoint, index, bad, payload)

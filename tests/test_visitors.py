@@ -5,6 +5,7 @@ traffic does not grow the app's memory, and no input gets the catch-all or rende
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import statistics
@@ -94,25 +95,32 @@ def test_the_worker_answers_each_request_by_its_id_and_cancels_only_the_one_aske
     thread = threading.Thread(target=serve, args=(worker_end, 1), daemon=True)
     thread.start()
     recipe = Recipe("tests.worker_tasks", "sleeper", (0.05,))
+
+    def answer():
+        """The next answer, past the worker's signs of life ("loading": importing, building the task)."""
+        while (message := app_end.recv())[1] == "loading":
+            pass
+        return message
+
     try:
         app_end.send(("run", 7, recipe, 10, True))
-        assert app_end.recv()[:2] == (7, "step")
+        assert answer()[:2] == (7, "step")
         app_end.send(("cancel", 6))  # not the running request: ignored
-        answers = [app_end.recv() for _ in range(10)]
+        answers = [answer() for _ in range(10)]
         assert answers[-1] == (7, "result", answers[-1][2]) and answers[-1][2].output == 10
         app_end.send(("run", 8, recipe, 40, True))
-        assert app_end.recv()[:2] == (8, "step")
+        assert answer()[:2] == (8, "step")
         app_end.send(("cancel", 8))
-        while (answer := app_end.recv())[1] == "step":
-            assert answer[0] == 8
-        assert answer[:2] == (8, "cancelled") and answer[2] < 40
+        while (last := answer())[1] == "step":
+            assert last[0] == 8
+        assert last[:2] == (8, "cancelled") and last[2] < 40
     finally:
         app_end.send(None)
         thread.join(10)
 
 
 def test_a_silent_worker_is_killed_after_the_bound_and_the_next_request_gets_a_new_one(settings):
-    worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=1.5)
+    worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=3.0)
     recipe = Recipe("tests.worker_tasks", "sleeper", (0.05,))
     try:
         assert worker.run(recipe, 2).output == 2
@@ -136,8 +144,8 @@ def test_a_silent_worker_is_killed_after_the_bound_and_the_next_request_gets_a_n
         other.start()
         thread.join(10)
         took = time.monotonic() - stopped
-        assert "did not answer for 2 s" in str(outcome.get("error")), outcome
-        assert 1.4 < took < 4.0, took
+        assert "did not answer for 3 s" in str(outcome.get("error")), outcome
+        assert 2.9 < took < 6.0, took
         other.join(30)
         assert behind["result"].output == 1 and worker.pid not in (None, first)
         with pytest.raises(ProcessLookupError):
@@ -147,16 +155,17 @@ def test_a_silent_worker_is_killed_after_the_bound_and_the_next_request_gets_a_n
 
 
 def test_a_request_waiting_for_a_busy_worker_gives_up_at_the_bound_or_at_once_when_cancelled(settings):
-    worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=1.0)
+    worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=2.0)
     recipe = Recipe("tests.worker_tasks", "sleeper", (0.2,))
     try:
-        busy = threading.Thread(target=lambda: worker.run(recipe, 25))  # 5 s of steps, never silent
+        assert worker.run(recipe, 1).output == 1  # started
+        busy = threading.Thread(target=lambda: worker.run(recipe, 40))  # 8 s of steps, never silent
         busy.start()
         time.sleep(0.5)
         started = time.monotonic()
         with pytest.raises(ValueError, match="busy with another visitor's request"):
             worker.run(recipe, 1)
-        assert 2.9 < time.monotonic() - started < 4.0  # the bound and the grace for a kill
+        assert 3.9 < time.monotonic() - started < 5.0  # the bound and the grace for a kill
         cancel = threading.Event()
         threading.Timer(0.2, cancel.set).start()
         started = time.monotonic()
@@ -208,13 +217,17 @@ def test_a_stopped_worker_costs_its_request_a_sentence_and_every_tab_answers_mea
 
 def test_a_thousand_refused_api_calls_do_not_grow_the_apps_memory(app):
     url = app.local_url
-    big = "x" * (5 * 2**20)
+    big = json.dumps(
+        {"data": ["x" * (5 * 2**20), "", "OpenVINO"]}
+    ).encode()  # made once: the client shares this process
     call_raw(url, "classify", ["", "", "OpenVINO"])  # gradio's first-call allocations, before measuring
     gc.collect()
     before = rss_bytes()
     with httpx.Client(timeout=60) as http:
         for _ in range(40):
-            refused = http.post(f"{url}gradio_api/call/classify", json={"data": [big, "", "OpenVINO"]})
+            refused = http.post(
+                f"{url}gradio_api/call/classify", content=big, headers={"content-type": "application/json"}
+            )
             assert refused.status_code == 413 and "shorter text" in refused.json()["detail"]
 
     def empty(_):

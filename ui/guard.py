@@ -9,10 +9,12 @@ refused here, before gradio sees it, and the app launches with fewer sessions (`
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from pipelines.checks import MAX_TEXT_CHARS
 from pipelines.images import MAX_UPLOAD_BYTES
+from pipelines.memory import return_freed_memory
 
 JSON_BYTES_PER_CHAR = 12
 """The most JSON may spend on one character of text: a surrogate pair escaped as two `\\uXXXX`."""
@@ -21,10 +23,14 @@ MAX_REQUEST_BYTES = 256 * 1024
 `MAX_TEXT_CHARS` characters with its labels, ≈ 130 KB fully escaped), far below what a session may keep."""
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
 """An upload: the file cap (`MAX_UPLOAD_BYTES`, which gradio checks per file) plus its multipart framing."""
-SESSIONS = 200
+SESSIONS = 100
 """Sessions gradio keeps (its default is 10,000): each holds a copy of the app's config and its last inputs,
-≈ 0.2 MB plus what was sent (≤ `MAX_REQUEST_BYTES`). The least recently used goes first; a visitor whose
-session went loses only the session chart."""
+0.17 MB measured plus what was sent (≤ `MAX_REQUEST_BYTES`), so at most ≈ 40 MB in all. Every API call is a
+session of its own; the least recently used goes first, and a visitor whose session went loses only the
+session chart."""
+TRIM_EVERY = 200
+"""After this many requests, the heap pages freed meanwhile go back to the system (`return_freed_memory`):
+gradio's requests allocate on many threads, and glibc keeps what each thread freed."""
 UPLOAD_SUFFIX = "/upload"
 
 assert MAX_REQUEST_BYTES > 1.05 * JSON_BYTES_PER_CHAR * MAX_TEXT_CHARS
@@ -37,10 +43,14 @@ class RequestCap:
 
     def __init__(self, app, limit: int = MAX_REQUEST_BYTES, upload_limit: int = MAX_UPLOAD_REQUEST_BYTES):
         self.app, self.limit, self.upload_limit = app, limit, upload_limit
+        self.requests = 0
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        self.requests += 1
+        if self.requests % TRIM_EVERY == 0:
+            await asyncio.to_thread(return_freed_memory)
         upload = scope["path"].rstrip("/").endswith(UPLOAD_SUFFIX)
         limit = self.upload_limit if upload else self.limit
         length = _content_length(scope)
