@@ -70,6 +70,31 @@ Pick a backend next to each tab's button, or Both: the latency line compares you
 every run of this session."""
 
 
+BENCH_WORKLOADS = {
+    "translation": ("translation",),
+    "classification": ("classification-short", "classification", "zero-shot-repeat"),
+    "sd": ("sd-unet-step", "sd-pipeline"),
+    "pose": ("controlnet-step", "pose-detection"),
+}
+"""The `python -m bench` workloads of each tab."""
+
+
+def slower_note(services: Services, slug: str) -> str:
+    """A plain sentence when `python -m bench` found no OpenVINO build faster than PyTorch fp32 on one of the
+    tab's workloads on this machine (the tuning record); empty otherwise."""
+    if services.tuner is None:
+        return ""
+    slower = services.tuner.record.slower_than_pytorch(BENCH_WORKLOADS.get(slug, ()))
+    parts = [f"{workload} (OpenVINO's fastest {ov:.4g}, PyTorch fp32 {pt:.4g})" for workload, ov, pt in slower]
+    if not parts:
+        return ""
+    return (
+        "⚠️ **On this machine no OpenVINO build beat PyTorch fp32** on "
+        + "; ".join(parts)
+        + ", as `python -m bench` measured here. The latency line below shows your own runs."
+    )
+
+
 def analytics_requested(env: dict[str, str] | None = None) -> bool:
     """gradio's usage analytics only when GRADIO_ANALYTICS_ENABLED asks for them (gradio's default is on)."""
     env = os.environ if env is None else env
@@ -107,6 +132,8 @@ def build_demo(
         with gr.Tabs() as tabs:
             for tab in TABS:
                 with gr.Tab(tab.title, id=tab.slug) as panel:
+                    if note := slower_note(services, tab.slug):
+                        gr.Markdown(note)
                     if (service := tab.service(services)) is not None:
                         fields.append(tab.render(service))
                     else:
@@ -148,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="PyTorch threads, default all cores")
     parser.add_argument("--standin-size", choices=["full", "small", "tiny"], help="size of offline stand-ins")
     parser.add_argument(
+        "--retune", action="store_true", default=None, help="time the text models' builds again at this start"
+    )
+    parser.add_argument(
         "--ovms-url",
         help="KServe v2 server (OpenVINO Model Server) for the text tabs' OpenVINO inference, http://host:port",
     )
@@ -170,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         standin_size=args.standin_size,
         ovms_url=args.ovms_url,
+        retune=args.retune,
     )
     demo = build_demo(start(settings))
     demo.launch(server_name=args.host, server_port=args.port, **launch_options())

@@ -242,7 +242,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     from pipelines.cpu import detect
 
     cpu = detect()
-    app = report.app_builds(cpu)
+    app = report.app_builds(cpu, args.home)
+    if not args.quick:  # a quick run's figures are too noisy to choose a build by
+        report.record_images(results, cpu, args.home)
     document = {
         "conditions": {
             "machine": report.machine(),

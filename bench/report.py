@@ -33,23 +33,71 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
-def app_builds(cpu=None) -> dict[str, dict[str, str]]:
-    """Per workload, the configuration the app serves on `cpu` (default: this machine's) and why."""
+def config_of(quantization, precision_hint: str | None) -> str:
+    """The benchmark configuration that runs a build (`pipelines.registry.Quantization`, precision hint)."""
+    from pipelines.registry import Quantization
+
+    return {Quantization.INT8: "openvino-int8", Quantization.INT8_WEIGHTS: "openvino-int8-weights"}.get(
+        quantization, "openvino-fp32" if precision_hint == "f32" else "openvino-default"
+    )
+
+
+def app_builds(cpu=None, home: Path | None = None) -> dict[str, dict[str, str]]:
+    """Per workload, the configuration the app serves on `cpu` (default: this machine's) and why: for a text
+    model, what the app's tuning record in `home` (default: the app's) says it measured and chose; the rule
+    of `pipelines.cpu` where the record has nothing (and the reason then starts with "rule:")."""
     from pipelines.cpu import build_for, detect
-    from pipelines.registry import REGISTRY, Quantization
+    from pipelines.registry import REGISTRY
+    from pipelines.settings import Settings
+    from pipelines.tuning import RECORD, Choice, Record, machine_key
 
     cpu = cpu or detect()
+    home = Path(home) if home else Settings.from_env().home
+    models = Record(home / RECORD, machine_key(cpu)).data.get("models", {})
     found = {}
     for name, workload in WORKLOADS.items():
         if workload.model == "sd":
             found[name] = {"config": "openvino-tome-int8", "reason": "the SD tab's default variant"}
             continue
+        if (entry := models.get(workload.model)) is not None:
+            choice = Choice.from_dict(entry)
+            config = config_of(choice.candidate.quantization, choice.candidate.precision_hint)
+            found[name] = {"config": config, "reason": choice.reason(), "from": "record"}
+            continue
         build = build_for(REGISTRY[workload.model], cpu)
-        config = {Quantization.INT8: "openvino-int8", Quantization.INT8_WEIGHTS: "openvino-int8-weights"}.get(
-            build.quantization, "openvino-fp32" if build.precision_hint == "f32" else "openvino-default"
-        )
-        found[name] = {"config": config, "reason": build.reason}
+        found[name] = {"config": config_of(build.quantization, build.precision_hint), "reason": f"rule: {build.reason}"}
     return found
+
+
+IMAGE_WORKLOADS = {"sd-unet-step": "sd", "controlnet-step": "sd15-controlnet-openpose"}
+BUILD_OF_CONFIG = {"openvino-int8-weights": "int8-weights", "openvino-int8": "int8", "openvino-tome-int8": "int8",
+                   "openvino-fp32": "fp32", "openvino-default": "fp32"}  # fmt: skip
+
+
+def record_images(results: list[dict], cpu, home: Path | None = None) -> None:
+    """What this run measured of the image models, into the app's tuning record (`pipelines.tuning`): their
+    steps take seconds, so the app times nothing of them at startup and reads this instead."""
+    from pipelines.settings import Settings
+    from pipelines.tuning import RECORD, Record, machine_key
+
+    open_record = lambda: Record((Path(home) if home else Settings.from_env().home) / RECORD, machine_key(cpu))
+    record = None
+    medians: dict[str, dict[str, float]] = {}
+    for r in results:
+        if "median" in r and r.get("workload") in WORKLOADS:
+            medians.setdefault(r["workload"], {})[r["config"]] = r["median"]
+    if medians:
+        record = open_record()
+        record.record_bench(medians)
+    for workload, key in IMAGE_WORKLOADS.items():
+        rows = {r["config"]: r["median"] for r in results if r.get("workload") == workload and "median" in r}
+        openvino = {config: median for config, median in rows.items() if config in BUILD_OF_CONFIG}
+        if not openvino:
+            continue
+        record = record or open_record()
+        best = min(openvino, key=openvino.get)
+        record.record_images(key, {"fastest": best, "build": BUILD_OF_CONFIG[best], "median_s": openvino,
+                                   "pytorch_fp32_s": rows.get(BASELINE)})  # fmt: skip
 
 
 def add_quality(results: list[dict], out: Path) -> None:
@@ -117,6 +165,14 @@ def targets(results: list[dict], app: dict[str, dict[str, str]], vnni: bool) -> 
         value = a["peak_rss_mib"] / b["peak_rss_mib"] if a and b and a.get("peak_rss_mib") else None
         add(f"Peak RSS of OpenVINO ≤ {share}× PyTorch fp32, {workload}", value, "{:.2f}×",
             lambda v, share=share: v <= share)  # fmt: skip
+    for workload in ("classification-short", "classification", "zero-shot-repeat", "translation"):
+        served = _find(results, workload, config[workload])
+        openvino = [r["median"] for r in results if r.get("workload") == workload and "median" in r
+                    and str(r.get("config", "")).startswith("openvino")]  # fmt: skip
+        value = served["median"] / min(openvino) if served and openvino else None
+        add(f"The served build within 1.25× of the fastest OpenVINO build, {workload}", value, "{:.2f}×",
+            lambda v: v <= 1.25)  # fmt: skip
+        add(f"The served build faster than PyTorch fp32, {workload}", ratio(workload), "{:.2f}×", lambda v: v > 1)
     starts = {r.get("cache"): r for r in results if r.get("workload") == "startup" and "ready_s" in r}
     cold, warm = starts.get("empty"), starts.get("warm")
     add("Ready after a restart (warm cache) ≤ 0.3× a cold start", cold and warm and warm["ready_s"] / cold["ready_s"],

@@ -20,6 +20,8 @@ value instead of reading the environment itself.
 | `OVDEMO_CONTROLNET_OV_REPO` |             | Hub repo of the ControlNet pose IR, instead of the registry's   |
 | `OVDEMO_OVMS_URL`        | `--ovms-url`   | model server (OVMS, KServe V2) for the text tabs' OpenVINO side |
 | `OVDEMO_OVMS_TIMEOUT_S`  |                | seconds a server call may take before the local model answers (2) |
+| `OVDEMO_BUILD`           |                | pin the text models' build: `fp32`, `int8-weights`, `int8`, or per model |
+| `OVDEMO_RETUNE`          | `--retune`     | `1`: time the text models' builds again at this start           |
 
 `HF_HOME`, `HF_ENDPOINT` and `HF_HUB_OFFLINE` are honoured through huggingface_hub.
 """
@@ -66,6 +68,10 @@ class Settings:
     """`http://host:port` of a KServe v2 server holding `python -m pipelines.ovms`'s repository: the text tabs
     send their OpenVINO inference there (`pipelines.remote`). None: every model runs in this process."""
     ovms_timeout_s: float = 2.0
+    build: str | None = None
+    """Pins the text models' build instead of timing them (`pipelines.tuning.pinned`); None: the fastest measured."""
+    retune: bool = False
+    """Time the text models' builds again at this start, whatever the record says."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -100,6 +106,10 @@ class Settings:
             values["controlnet_ov_repo"] = env["OVDEMO_CONTROLNET_OV_REPO"].strip()
         if env.get("OVDEMO_OVMS_URL"):
             values["ovms_url"] = env["OVDEMO_OVMS_URL"].strip()
+        if env.get("OVDEMO_BUILD"):
+            values["build"] = env["OVDEMO_BUILD"].strip()
+        if env.get("OVDEMO_RETUNE"):
+            values["retune"] = env["OVDEMO_RETUNE"].strip().lower() in ("1", "true", "yes", "on")
         if env.get("OVDEMO_OVMS_TIMEOUT_S"):
             values["ovms_timeout_s"] = float(env["OVDEMO_OVMS_TIMEOUT_S"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -122,6 +132,15 @@ class Settings:
             raise ValueError(f"precision must be f32, bf16 or f16, got {self.precision!r}")
         if self.controlnet_ov_repo is not None and self.controlnet_ov_repo.count("/") != 1:
             raise ValueError(f"controlnet_ov_repo must be a Hub repo id 'owner/name', got {self.controlnet_ov_repo!r}")
+        if self.build:
+            from .registry import Quantization
+
+            for part in self.build.split(","):
+                build = part.rpartition("=")[2].strip()
+                if build not in {q.value for q in Quantization}:
+                    raise ValueError(
+                        f"OVDEMO_BUILD names {build!r}; a build is one of {[q.value for q in Quantization]}"
+                    )
         if not self.ovms_timeout_s > 0:
             raise ValueError(f"ovms_timeout_s must be positive, got {self.ovms_timeout_s}")
         if self.ovms_url is not None:

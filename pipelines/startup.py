@@ -16,13 +16,14 @@ from .cpu import CpuFeatures, detect, for_this_cpu
 from .folders import read_manifest
 from .memory import Growth, memory_limit_mb, rss_mb
 from .models import DualModel
-from .prepare import resolve_apart
-from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec, Task
+from .prepare import resolve_all_apart, resolve_apart
+from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec, Quantization, Task
 from .remote import ModelServer
 from .resolve import NotBuilt, ResolvedModel, pytorch_source, resolve
 from .runtime import Runtime
 from .settings import Settings
 from .translation import Translator
+from .tuning import Tuner, image_choice
 from .worker import WORKER_HOLDER, Recipe, Split, TorchWorker
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Services:
     """What optional models (other SD variants, the PyTorch worker) may take on, with the startup models."""
     model_server: ModelServer | None = None
     """Where the text models' OpenVINO inference runs (`Settings.ovms_url`); None: here."""
+    tuner: Tuner | None = None
+    """How each text model's build was chosen on this machine (`pipelines.tuning`): its table per model."""
     _served: dict = field(default_factory=dict, repr=False)
 
     def served(self, name: str):
@@ -167,6 +170,17 @@ def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSp
     build is exported from the PyTorch repos with a calibration run (tens of minutes on two cores), which
     startup never starts by itself; `python -m pipelines.controlnet_export --int8` makes it."""
     chosen = for_this_cpu(spec, cpu)
+    if (measured := image_choice(settings, cpu, spec.key)) is not None:  # `python -m bench` ran here
+        steps = ", ".join(
+            f"{config} {s:.1f} s" for config, s in sorted(measured["median_s"].items(), key=lambda i: i[1])
+        )
+        chosen = dataclasses.replace(
+            spec,
+            quantization=Quantization(measured["build"]),
+            build_reason=f"fastest per step measured here by python -m bench: {steps}",
+        )
+    else:
+        chosen = dataclasses.replace(chosen, build_reason=f"rule: {chosen.build_reason}")
     if settings.controlnet_ov_repo:
         return dataclasses.replace(spec, build_reason="the build in the repo OVDEMO_CONTROLNET_OV_REPO names")
     if chosen.quantization is spec.quantization:
@@ -232,7 +246,19 @@ def start(
         cpu = detect()
     logger.info("libraries imported: %.0f MB resident", libraries.mb)
     logger.info("CPU: %s", cpu.describe())
-    specs = tuple(for_this_cpu(spec, cpu) for spec in specs)  # the build that runs fastest here
+    # The build that ran fastest here: measured at a first start, read from the record after.
+    services.tuner = Tuner(settings, cpu, resolve_all_apart)
+    tuned = []
+    for i, spec in enumerate(specs, 1):
+        logger.info("[tune %d/%d] %s: choosing the build to serve", i, len(specs), spec.title)
+        try:
+            tuned.append(services.tuner.choose(spec, share=1 / len(specs)))
+        except Exception:  # the rule's build is served; timing must never keep a tab from loading
+            logger.exception("%s: choosing its build failed; the rule of cpu.py picks it", spec.key)
+            tuned.append(for_this_cpu(spec, cpu))
+    specs = tuple(tuned)
+    if services.tuner.measured_s:
+        logger.info("timing the text models' builds took %.1f s", services.tuner.measured_s)
     pose = pose_build(pose, cpu, settings) if pose else None
 
     # Models resolve here without building; one that must be built is built in a child process.

@@ -16,11 +16,28 @@ from pipelines.settings import Settings
 from pipelines.startup import Services, start
 
 
+def rule_builds() -> str:
+    """`OVDEMO_BUILD` pinning each text model to the build `pipelines.cpu`'s rule picks on this CPU: the tests'
+    tolerances are set per build, and the tuner that would otherwise pick one is tested on its own
+    (`test_tuning.py`)."""
+    from pipelines.cpu import detect, for_this_cpu
+    from pipelines.startup import STARTUP_MODELS
+
+    return ",".join(f"{s.key}={for_this_cpu(s, detect()).quantization.value}" for s in STARTUP_MODELS)
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
-    """Tiny stand-ins, f32 precision hint (for comparisons with PyTorch), a fresh cache."""
+    """Tiny stand-ins, f32 precision hint (for comparisons with PyTorch), a fresh cache, the rule's builds."""
     root = tmp_path_factory.mktemp("ovdemo")
-    return Settings(home=root / "home", cache_dir=root / "cache", standin_size="tiny", precision="f32", threads=2)
+    return Settings(
+        home=root / "home",
+        cache_dir=root / "cache",
+        standin_size="tiny",
+        precision="f32",
+        threads=2,
+        build=rule_builds(),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.kserve_server",
     ),
     "tasks": ("pipelines.classification", "pipelines.translation"),
-    "startup": ("pipelines.startup",),
+    "startup": ("pipelines.startup", "pipelines.tuning"),
     "consumers": ("ui", "app", "bench", "pipelines.ovms"),
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
