@@ -141,7 +141,7 @@ def build_demo(
                         fields.append({})
                 panels.append(panel)
             with gr.Tab("Benchmarks", id="benchmarks") as panel:
-                benchmarks_tab(services.served("translator"), services.served("classifier"))
+                benchmarks_tab(services.served("translator"), services.served("classifier"), services.tuner)
             panels.append(panel)
             with gr.Tab("System", id="system") as panel:
                 system_tab(services)

@@ -8,7 +8,7 @@ import gradio as gr
 
 from pipelines.cpu import detect
 
-from .common import handle_errors
+from .common import builds_table, handle_errors
 from .measure import REPEATS, Busy, measure, table, text_workloads
 
 BENCH = Path(__file__).resolve().parent.parent / "docs" / "bench"
@@ -28,8 +28,9 @@ def measured_report() -> tuple[str, object | None]:
     return "### Measured by the project (`python -m bench`, every configuration in its own process)\n" + text, image
 
 
-def benchmarks_tab(translator, classifier) -> None:
-    """Render the tab inside the current `gr.Tab`; `translator` / `classifier` are the served tasks (or None)."""
+def benchmarks_tab(translator, classifier, tuner=None) -> None:
+    """Render the tab inside the current `gr.Tab`; `translator` / `classifier` are the served tasks (or None),
+    `tuner` how their builds were chosen (its table follows a measurement)."""
     workloads = text_workloads(translator, classifier)
 
     @handle_errors("The measurement")
@@ -42,7 +43,8 @@ def benchmarks_tab(translator, classifier) -> None:
         except Busy as exc:
             gr.Warning(str(exc))
             return f"⏳ {exc}"
-        return table(rows, detect().describe())
+        builds = builds_table(tuner)
+        return table(rows, detect().describe()) + "\n" + "\n".join(builds)
 
     gr.Markdown(
         "**Measure on this machine** runs the text tabs' requests on both backends, "

@@ -303,3 +303,22 @@ def speedups(table: pd.DataFrame) -> dict[str, float]:
         if ov and pt:
             found[kind] = pt / ov
     return found
+
+
+def builds_table(tuner) -> list[str]:
+    """Each text model's candidate builds as `pipelines.tuning.Tuner` timed them on this machine (or why none were),
+    fastest first: the System tab's table, and the Benchmarks tab's under a measurement."""
+    if tuner is None or not tuner.choices:
+        return []
+    lines = ["", "### Builds timed on this machine (the fastest is served)"]
+    lines += ["| model | build | the app's requests, median | memory added | served |", "|---|---|---|---|---|"]
+    for key, choice in tuner.table():
+        if choice.how != "measured":
+            lines.append(f"| {key} | {choice.candidate.label} | not timed: {choice.reason()} | - | ✔ |")
+            continue
+        for measured in choice.table:
+            ms = " · ".join(f"{name} {value:.1f} ms" for name, value in measured.ms.items())
+            memory = "-" if measured.memory_mb is None else f"{measured.memory_mb:.0f} MB"
+            served = "✔" if measured.candidate == choice.candidate else ""
+            lines.append(f"| {key} | {measured.candidate.label} | {ms} | {memory} | {served} |")
+    return lines

@@ -11,7 +11,7 @@ from pipelines.memory import rss_mb
 from pipelines.remote import RETRY_S
 from pipelines.startup import Services
 
-from .common import without_paths
+from .common import builds_table, without_paths
 
 PACKAGES = ("openvino", "optimum-intel", "nncf", "torch", "transformers", "diffusers", "gradio")
 
@@ -49,25 +49,6 @@ def _remote_state(services: Services) -> str:
         return "in this process"
     state = server.skipped() or f"no call has failed in the last {RETRY_S:.0f} s"
     return f"on a model server (`OVDEMO_OVMS_URL`; {state}); the local models answer when it does not"
-
-
-def _tuning_table(services: Services) -> list[str]:
-    """Each text model's candidate builds as timed on this machine (or why none were), fastest first."""
-    tuner = services.tuner
-    if tuner is None or not tuner.choices:
-        return []
-    lines = ["", "### Builds timed on this machine (the fastest is served)"]
-    lines += ["| model | build | the app's requests, median | memory added | served |", "|---|---|---|---|---|"]
-    for key, choice in tuner.table():
-        if choice.how != "measured":
-            lines.append(f"| {key} | {choice.candidate.label} | not timed: {choice.reason()} | - | ✔ |")
-            continue
-        for measured in choice.table:
-            ms = " · ".join(f"{name} {value:.1f} ms" for name, value in measured.ms.items())
-            memory = "-" if measured.memory_mb is None else f"{measured.memory_mb:.0f} MB"
-            served = "✔" if measured.candidate == choice.candidate else ""
-            lines.append(f"| {key} | {measured.candidate.label} | {ms} | {memory} | {served} |")
-    return lines
 
 
 def system_report(services: Services) -> str:
@@ -109,7 +90,7 @@ def system_report(services: Services) -> str:
         lines.append(f"| {spec.title} | {resolved.describe()} | {build} | {hint} | {resolved.baseline_label} |")
     for key, message in services.failures.items():
         lines.append(f"| {key} | failed: {without_paths(message)} | - | - | - |")
-    lines += _tuning_table(services)
+    lines += builds_table(services.tuner)
     lines += [
         "",
         "### Compiled (at startup, or on first selection)",
