@@ -61,7 +61,8 @@ class Settings:
     """The longest a PyTorch request waits for its worker without a word (a step, a result, a sign of loading):
     then it ends with a sentence and the worker is killed. The slowest silent stretch measured is the full-size
     SD image's last step plus its VAE decode on PyTorch fp32, about 30 s on a 2-core AMD EPYC Zen 3 (AVX2)
-    (`docs/bench/results.md`: 82 s for 4 steps of 13 s); a 2-core CPU with half its speed, twice that margin."""
+    (`docs/bench/results.md`: 82 s for 4 steps of 13 s); a 2-core CPU with half its speed, twice that margin.
+    The text tabs bound it to `startup.TEXT_TIMEOUT_S` (15 s) when this is longer."""
     memory_budget_mb: float | None = None
     """None: 85% of the memory this process may use (`memory.memory_limit_mb`)."""
     ovms_url: str | None = None

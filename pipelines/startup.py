@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STARTUP_MODELS: tuple[ModelSpec, ...] = (TRANSLATION, SENTIMENT, ZERO_SHOT)
+TEXT_TIMEOUT_S = 15.0
+"""The text tabs' bound on a silent PyTorch worker (`OVDEMO_WORKER_TIMEOUT_S` when that is shorter): a token or
+a classification takes milliseconds, and loading says so every second, so 15 s of silence is a hang. Another
+visitor's OpenVINO request of the same tab, queued behind it, waits that long at most."""
 BUDGET_SHARE = 0.85
 """The default memory budget: this share of what the machine or container allows."""
 
@@ -79,10 +83,11 @@ class Services:
         )
         if name == "translator":
             need = lambda request: baseline_mb(task.model.resolved)
-            return split(task, recipe("torch_translator", task.model.spec), need)
+            return split(task, recipe("torch_translator", task.model.spec), need, timeout_s=TEXT_TIMEOUT_S)
         if name == "classifier":
             need = lambda request: baseline_mb(task.sentiment.resolved) + baseline_mb(task.embedder.resolved)
-            return split(task, recipe("torch_classifier", task.sentiment.spec, task.embedder.spec), need)
+            specs = (task.sentiment.spec, task.embedder.spec)
+            return split(task, recipe("torch_classifier", *specs), need, timeout_s=TEXT_TIMEOUT_S)
         if name == "sd":
             specs = tuple(task.specs.values())
             need = lambda request: baseline_mb(task.default_variant.resolved)  # one checkpoint for every variant

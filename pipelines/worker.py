@@ -277,17 +277,17 @@ class TorchWorker:
 
     # ----------------------------------------------------------------- requests
 
-    def _take(self, cancel: CancelToken | None) -> None:
+    def _take(self, cancel: CancelToken | None, timeout_s: float) -> None:
         """The worker for one request: waits for the one before it at most `timeout_s` (and `KILL_GRACE_S`, in
         which a silent one before it is killed), and not at all once `cancel` is set."""
-        deadline = time.monotonic() + self.timeout_s + KILL_GRACE_S
+        deadline = time.monotonic() + timeout_s + KILL_GRACE_S
         while not self._lock.acquire(timeout=POLL_S):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(0, 0)
             if time.monotonic() > deadline:
                 raise ValueError(
                     f"The PyTorch process is busy with another visitor's request and has been for over "
-                    f"{self.timeout_s:.0f} s; try again in a minute. The OpenVINO backend is not affected."
+                    f"{timeout_s:.0f} s; try again in a minute. The OpenVINO backend is not affected."
                 )
 
     def run(
@@ -296,16 +296,21 @@ class TorchWorker:
         request: Any,
         on_step: StepCallback | None = None,
         cancel: CancelToken | None = None,
+        timeout_s: float | None = None,
     ) -> Result:
-        """`request` on the PyTorch side of `recipe`'s task, in the worker; progress and Stop as in-process."""
-        self._take(cancel)
+        """`request` on the PyTorch side of `recipe`'s task, in the worker; progress and Stop as in-process.
+        `timeout_s`: this request's bound, when shorter than the worker's (a text request's steps take ms)."""
+        bound = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        self._take(cancel, bound)
         try:
-            return self._run(recipe, request, on_step, cancel)
+            return self._run(recipe, request, on_step, cancel, bound)
         finally:
             self._last_used = time.monotonic()
             self._lock.release()
 
-    def _run(self, recipe: Recipe, request: Any, on_step: StepCallback | None, cancel: CancelToken | None) -> Result:
+    def _run(
+        self, recipe: Recipe, request: Any, on_step: StepCallback | None, cancel: CancelToken | None, bound: float
+    ) -> Result:
         if not self.running:
             if self._process is not None:
                 self.stop("it had exited")
@@ -321,8 +326,8 @@ class TorchWorker:
                 if not conn.poll(POLL_S):
                     if process.poll() is not None:
                         raise EOFError
-                    if time.monotonic() - heard > self.timeout_s:
-                        return self._hung(recipe)
+                    if time.monotonic() - heard > bound:
+                        return self._hung(recipe, bound)
                     continue
                 answered, kind, *payload = conn.recv()
                 heard = time.monotonic()
@@ -355,11 +360,11 @@ class TorchWorker:
                 "PyTorch request starts a new one. The OpenVINO backend is not affected."
             ) from None
 
-    def _hung(self, recipe: Recipe) -> Result:
-        logger.error("the PyTorch worker sent nothing for %.0f s (%s): killing it", self.timeout_s, recipe.function)
-        self.stop(f"silent for over {self.timeout_s:.0f} s", kill=True)
+    def _hung(self, recipe: Recipe, bound: float) -> Result:
+        logger.error("the PyTorch worker sent nothing for %.0f s (%s): killing it", bound, recipe.function)
+        self.stop(f"silent for over {bound:.0f} s", kill=True)
         raise WorkerStopped(
-            f"The PyTorch process did not answer for {self.timeout_s:.0f} s, so it was stopped; the next PyTorch "
+            f"The PyTorch process did not answer for {bound:.0f} s, so it was stopped; the next PyTorch "
             "request starts a new one. The OpenVINO backend is not affected."
         )
 
@@ -375,7 +380,8 @@ class Split:
     Everything else (the task's own attributes, its checks) is the task's: a tab cannot tell.
     `before(request)` runs here before a PyTorch request (the SD tab resolves its variant first).
     With a `budget`, a PyTorch request that loads a baseline first makes room for about
-    `need_mb(request)` (plus the worker itself when it is not running).
+    `need_mb(request)` (plus the worker itself when it is not running). `timeout_s`: the task's own bound on
+    the worker's silence, when shorter than the worker's (a text task's steps take milliseconds).
     """
 
     def __init__(
@@ -386,9 +392,10 @@ class Split:
         before: Callable[[Any], object] | None = None,
         budget: MemoryBudget | None = None,
         need_mb: Callable[[Any], float] = lambda request: 0.0,
+        timeout_s: float | None = None,
     ):
         self._task, self._worker, self._recipe, self._before = task, worker, recipe, before
-        self._budget, self._need_mb = budget, need_mb
+        self._budget, self._need_mb, self._timeout_s = budget, need_mb, timeout_s
 
     def __getattr__(self, name: str):
         return getattr(self._task, name)
@@ -423,7 +430,7 @@ class Split:
             admitted = self._budget.make_room(need, "The PyTorch baseline", keep=WORKER_HOLDER)
         try:
             with admitted:  # reserved until this request ends: by then what it loaded is in the worker's RSS
-                return self._worker.run(self._recipe, request, on_step, cancel)
+                return self._worker.run(self._recipe, request, on_step, cancel, self._timeout_s)
         finally:  # whatever it loaded stays until released, even when this request failed or stopped
             if self._budget is not None and self._worker.running:
                 self._budget.hold(
