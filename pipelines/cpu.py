@@ -1,9 +1,11 @@
-"""The CPU that serves the app, and the build of each model that runs fastest on it.
+"""The CPU that serves the app, and the rule that picks a build when none was measured on it.
 
 What the CPU has is read once, from `/proc/cpuinfo` (the instruction sets) and from OpenVINO's CPU
-plugin (its name and `OPTIMIZATION_CAPABILITIES`). `build_for()` then picks, per model, how its IR is
-quantized and which precision hint it compiles with. The rule, measured with `python -m bench`
-(figures in docs/bench/ and the README):
+plugin (its name and `OPTIMIZATION_CAPABILITIES`). The text models serve the build *timed* fastest on
+this machine (`tuning`); `build_for()` is the rule for what is not timed (the image models without a
+benchmark record, a text model whose candidates could not be built) and the precision hint of a
+pinned build. The rule, from what `python -m bench` measured on the CPUs it was written on
+(figures in docs/bench/):
 
 - 8-bit activations (full INT8) only where the CPU has 8-bit dot-product units (AVX-512 VNNI,
   AVX-VNNI or AMX). Without them the plugin emulates the 8-bit products with AVX2, and full INT8
