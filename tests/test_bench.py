@@ -75,6 +75,37 @@ def test_the_app_build_is_marked_per_cpu():
     assert report.app_builds(ZEN3)["controlnet-step"]["config"] == "openvino-int8"  # Token Merging wins on AVX2
 
 
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch):
+    """`app_builds` reads the app's tuning record from OVDEMO_HOME: here, an empty home of the test's own."""
+    monkeypatch.setenv("OVDEMO_HOME", str(tmp_path / "home"))
+
+
+def test_the_build_the_app_serves_is_read_from_its_tuning_record(tmp_path):
+    from pipelines.registry import Quantization
+    from pipelines.tuning import RECORD, Candidate, Choice, Measured, Record, machine_key
+
+    record = Record(tmp_path / "home" / RECORD, machine_key(ZEN3))
+    table = [Measured(Candidate(Quantization.NONE), {"typical": 15.2, "128 tokens": 49.4}),
+             Measured(Candidate(Quantization.INT8_WEIGHTS), {"typical": 16.7, "128 tokens": 98.8})]  # fmt: skip
+    record.remember("minilm-sst2", Choice(Candidate(Quantization.NONE), "measured", table, "digest"))
+    app = report.app_builds(ZEN3)
+    assert app["classification"]["config"] == "openvino-default" and app["classification"]["from"] == "record"
+    assert app["classification"]["reason"].startswith("fastest of 2 measured here (typical / 128 tokens): FP32")
+    assert app["translation"]["reason"].startswith("rule: ")  # nothing recorded for T5
+    results = [
+        {"workload": "classification", "config": "openvino-default", "median": 49.4},
+        {"workload": "classification", "config": "openvino-int8-weights", "median": 98.8},
+        {"workload": "classification", "config": "pytorch-fp32", "median": 74.7},
+    ]
+    judged = {t["target"]: t for t in report.targets(results, app, vnni=False)}
+    assert judged["The served build within 1.25× of the fastest OpenVINO build, classification"]["met"] is True
+    assert judged["The served build faster than PyTorch fp32, classification"]["measured"] == "1.51×"
+    rule = {t["target"]: t for t in report.targets(results, report.app_builds(ZEN3, tmp_path / "none"), vnni=False)}
+    assert rule["The served build within 1.25× of the fastest OpenVINO build, classification"]["met"] is False
+    assert rule["The served build faster than PyTorch fp32, classification"]["met"] is False  # 74.7 / 98.8
+
+
 def test_table_gives_speed_up_quality_and_failures():
     app = report.app_builds(ZEN4)
     document = {"results": RESULTS, "targets": report.targets(RESULTS, app, vnni=True),
@@ -82,7 +113,9 @@ def test_table_gives_speed_up_quality_and_failures():
     text = report.markdown(document)
     assert "Machine: AMD EPYC 9B14: AVX2, FMA, AVX-512, AVX-512 VNNI, AVX512_BF16 (no AMX)." in text
     assert "| openvino-int8 (app) | 1.30 ms | 1.40 ms | 50 | 20.00× | 250 |" in text
-    assert "(app): the build the app serves on this CPU: INT8 weights and activations: this CPU has AVX-512" in text
+    assert (
+        "(app): the build the app serves on this CPU: rule: INT8 weights and activations: this CPU has AVX-512" in text
+    )
     assert "same label, largest Δp 0.004" in text
     assert "| openvino-fp32 | failed: boom |" in text
     assert "| warm | 5.0 s | 5.3 s | 9 of 9 | 0 | 3,000 |" in text
