@@ -253,6 +253,10 @@ def start(
     logger.info("CPU: %s", cpu.describe())
     # The build that ran fastest here: measured at a first start, read from the record after.
     services.tuner = Tuner(settings, cpu, resolve_all_apart)
+    try:
+        services.tuner.prepare(specs)
+    except Exception:  # each model tries again on its own below
+        logger.exception("building the text models' candidate builds failed")
     tuned = []
     for i, spec in enumerate(specs, 1):
         logger.info("[tune %d/%d] %s: choosing the build to serve", i, len(specs), spec.title)
