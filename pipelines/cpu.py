@@ -17,9 +17,8 @@ pinned build. The rule, from what `python -m bench` measured on the CPUs it was 
   FP32's speed (the weights are expanded inside the matrix kernels).
 - ControlNet pose: Token Merging on the UNet and full INT8 of UNet and ControlNet (as the SD tab's
   ToMe+INT8 build) on every CPU. Even without 8-bit dot-product units it wins: on an AVX2 Zen 3 one
-  guided step took 10.7 s against PyTorch's 14.8 s in one run (1.39×), where INT8 weights ran 1.14×
-  PyTorch (14.2 vs 16.3 s) in another, at 5.8 instead of 9.1 GB peak memory: merging a ratio of the
-  tokens cuts the UNet's attention work. Until
+  guided step beat PyTorch's by more than INT8 weights did, in less peak memory (the figures:
+  docs/bench/controlnet-tome-int8.md): merging a ratio of the tokens cuts the UNet's attention work. Until
   that build is made (a calibration run, see `startup.pose_build`) the published INT8-weights IR is
   served.
 - The T5 decoder runs one token at a time: matrix-vector products, bound by reading weights, so
@@ -158,7 +157,8 @@ def build_for(spec: ModelSpec, cpu: CpuFeatures) -> Build:
             f"this CPU has {units}"
             if units
             else "fewer tokens and 8-bit weights beat FP32 even without 8-bit dot-product units "
-            "(1.39× PyTorch per step on an AVX2 CPU, in 36% less memory than INT8 weights)"
+            "(faster per step than PyTorch on an AVX2 CPU, in less memory than INT8 weights: "
+            "docs/bench/controlnet-tome-int8.md)"
         )
         return Build(
             Quantization.INT8, None, f"Token Merging + INT8 weights and activations for UNet and ControlNet: {why}"

@@ -78,11 +78,11 @@ def test_the_tuner_serves_the_build_the_test_made_fastest_and_says_so(settings, 
     for quick in (Quantization.INT8_WEIGHTS, Quantization.NONE):
         delays = {q: (2.0 if q is quick else 8.0) for q in Quantization}
         tuner = tuner_for(dataclasses.replace(settings, retune=True), sleeping(delays))
-        started = time.perf_counter()
         chosen = tuner.choose(SENTIMENT)
         assert chosen.quantization is quick
         assert chosen.build_reason.startswith("fastest of 3 measured here (typical / 128 tokens)")
-        assert time.perf_counter() - started < 30  # three builds made once, compiled, timed within the budget
+        # What a start adds: three compiles and 0.5 s of timing. (Building the candidates, once per home, in a
+        # child process, is not bounded by a wall clock here: its time depends on the machine's load.)
         assert tuner.measured_s < 10
 
 
