@@ -15,23 +15,23 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import methodcaller
+from operator import attrgetter
 
 import gradio as gr
 
-from pipelines.images import MAX_UPLOAD_BYTES, limit_decoders
-from pipelines.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
-from pipelines.settings import Settings
+from pipelines.core.images import MAX_UPLOAD_BYTES, limit_decoders
+from pipelines.core.registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec
+from pipelines.core.settings import Settings
 from pipelines.startup import Services, start
-from ui.benchmarks_tab import benchmarks_tab
-from ui.classification_tab import classification_tab
 from ui.common import failure_banner
 from ui.embed import Fields, prefill
 from ui.guard import SESSIONS, RequestCap
-from ui.pose_tab import pose_tab
-from ui.sd_tab import sd_tab
-from ui.system_tab import system_tab
-from ui.translation_tab import translation_tab
+from ui.tabs.benchmarks import benchmarks_tab
+from ui.tabs.classification import classification_tab
+from ui.tabs.pose import pose_tab
+from ui.tabs.sd import sd_tab
+from ui.tabs.system import system_tab
+from ui.tabs.translation import translation_tab
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,16 @@ class TabEntry:
 
 
 TABS = (
-    TabEntry("Translation", "translation", methodcaller("served", "translator"), translation_tab, (TRANSLATION,)),
+    TabEntry("Translation", "translation", attrgetter("served.translator"), translation_tab, (TRANSLATION,)),
     TabEntry(
         "Classification",
         "classification",
-        methodcaller("served", "classifier"),
+        attrgetter("served.classifier"),
         classification_tab,
         (SENTIMENT, ZERO_SHOT),
     ),
-    TabEntry("SD-ToMe-INT8", "sd", methodcaller("served", "sd"), sd_tab, SD_VARIANTS[:1]),
-    TabEntry("ControlNet pose", "pose", methodcaller("served", "pose"), pose_tab, (CONTROLNET_POSE,)),
+    TabEntry("SD-ToMe-INT8", "sd", attrgetter("served.sd"), sd_tab, SD_VARIANTS[:1]),
+    TabEntry("ControlNet pose", "pose", attrgetter("served.pose"), pose_tab, (CONTROLNET_POSE,)),
 )
 OTHER_TABS = (("Benchmarks", "benchmarks"), ("System", "system"))
 
@@ -141,7 +141,7 @@ def build_demo(
                         fields.append({})
                 panels.append(panel)
             with gr.Tab("Benchmarks", id="benchmarks") as panel:
-                benchmarks_tab(services.served("translator"), services.served("classifier"), services.tuner)
+                benchmarks_tab(services.served.translator, services.served.classifier, services.tuner)
             panels.append(panel)
             with gr.Tab("System", id="system") as panel:
                 system_tab(services)

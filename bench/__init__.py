@@ -15,7 +15,7 @@ Configurations: PyTorch fp32 eager (the app's baseline), PyTorch bf16 autocast, 
 IR with an f32 precision hint, the same IR with the plugin's default precision, OpenVINO INT8
 weights (float activations), OpenVINO INT8 weights and activations (calibrated; for ControlNet
 with Token Merging), and Token Merging + INT8 for Stable Diffusion. The report names the CPU and
-its features and marks the build the app serves on it (`pipelines.cpu`); every missing model is
+its features and marks the build the app serves on it (`pipelines.core.cpu`); every missing model is
 built before anything is timed.
 
 Every configuration runs in a fresh process with the same thread count (OMP_NUM_THREADS,

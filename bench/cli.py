@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             for r in outcome:
                 log.info("%s", json.dumps({k: v for k, v in r.items() if k != "samples"}))
     report.add_quality(results, args.out)
-    from pipelines.cpu import detect
+    from pipelines.core.cpu import detect
 
     cpu = detect()
     app = report.app_builds(cpu, args.home)

@@ -30,10 +30,10 @@ from .core import (
 def folders(settings, build: str = "fp32") -> dict[str, Path]:
     """PyTorch source and the IR of `build` (always with the FP32 IR the quantized builds start from,
     which also gives the shapes) of the stand-in, by build name; built once where the app keeps them."""
-    from pipelines.controlnet_export import compress_folder, export_controlnet
-    from pipelines.export import is_complete_ir_folder
-    from pipelines.registry import CONTROLNET_POSE, Quantization
-    from pipelines.resolve import standin_weights
+    from pipelines.build.controlnet_export import compress_folder, export_controlnet
+    from pipelines.build.export import is_complete_ir_folder
+    from pipelines.core.registry import CONTROLNET_POSE, Quantization
+    from pipelines.sources.resolve import standin_weights
 
     # The app's offline layout (`resolve`): weights per stand-in builder, IR folders per model.
     root = settings.home / "standins" / settings.standin_size / CONTROLNET_POSE.key
@@ -62,9 +62,9 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     import torch
     from PIL import Image
 
-    from pipelines.export import MANIFEST
-    from pipelines.layout import BODY_WEIGHTS, PART_FILES
-    from pipelines.pose import PoseDetector, load_body_network, ov_body_network, presets
+    from pipelines.build.export import MANIFEST
+    from pipelines.core.layout import BODY_WEIGHTS, PART_FILES
+    from pipelines.models.pose import PoseDetector, load_body_network, ov_body_network, presets
 
     settings = bench_settings(config, threads, standin_size, home)
     found = folders(settings, config.build if config.backend == "OpenVINO" else "fp32")
@@ -86,8 +86,8 @@ def run(config: Config, threads: int, repeats: Repeats, out: Path, standin_size:
     if config.backend == "OpenVINO":
         import openvino as ov
 
-        from pipelines.cpu import detect, for_this_cpu
-        from pipelines.registry import CONTROLNET_POSE
+        from pipelines.core.cpu import detect, for_this_cpu
+        from pipelines.core.registry import CONTROLNET_POSE
 
         core, props = ov.Core(), ov_props(config, threads, for_this_cpu(CONTROLNET_POSE, detect()).precision_hint)
         folder = found[config.build]

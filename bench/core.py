@@ -21,7 +21,7 @@ class Config:
     `build` names the OpenVINO IR: "fp32" (unquantized), "int8-weights" (INT8 weights, float
     activations), "int8" (INT8 weights and activations, calibrated) or "tome-int8" (Token Merging +
     INT8, Stable Diffusion only). The quantized builds compile with the precision hint the app
-    picks for the model on this CPU (`pipelines.cpu`).
+    picks for the model on this CPU (`pipelines.core.cpu`).
     """
 
     name: str
@@ -142,7 +142,7 @@ def set_threads(threads: int) -> None:
 def bench_settings(config: Config, threads: int, standin_size: str, home: Path | None):
     """The app's `Settings` for `config`: no model cache (every process compiles), the
     configuration's precision hint, the benchmark's thread count and stand-in size."""
-    from pipelines.settings import Settings
+    from pipelines.core.settings import Settings
 
     return Settings.from_env(
         precision=config.precision_hint, threads=threads, cache_dir="", standin_size=standin_size, home=home
@@ -151,7 +151,7 @@ def bench_settings(config: Config, threads: int, standin_size: str, home: Path |
 
 def bench_runtime(settings):
     """The app's `Runtime`, with OpenVINO pinned to the benchmark's thread count."""
-    from pipelines.runtime import Runtime
+    from pipelines.serving.runtime import Runtime
 
     class BenchRuntime(Runtime):
         def ov_config(self, precision_hint: str | None = None) -> dict[str, str]:
@@ -170,7 +170,7 @@ def ov_props(config: Config, threads: int, app_hint: str | None = None) -> dict[
 
 
 QUANTIZATION_OF_BUILD = {"fp32": "fp32", "int8-weights": "int8-weights", "int8": "int8"}
-"""The `pipelines.registry.Quantization` value of each text and ControlNet build."""
+"""The `pipelines.core.registry.Quantization` value of each text and ControlNet build."""
 
 
 def spec_for_build(spec, config: Config):
@@ -178,8 +178,8 @@ def spec_for_build(spec, config: Config):
     hint the app picks on this CPU (an FP32 configuration has its own hint, or the plugin's default)."""
     import dataclasses
 
-    from pipelines.cpu import detect, for_this_cpu
-    from pipelines.registry import Quantization
+    from pipelines.core.cpu import detect, for_this_cpu
+    from pipelines.core.registry import Quantization
 
     app = for_this_cpu(spec, detect())
     quantization = Quantization(QUANTIZATION_OF_BUILD[config.build])

@@ -31,20 +31,20 @@ ZERO_SHOT_LABELS = "weather, sports, finance, politics"
 def resolved_build(spec, config: Config, settings):
     """`spec` in `config`'s build, resolved exactly as the app resolves it (Hub IR, packaged weights,
     stand-in), built by the app's own export when missing."""
-    from pipelines.resolve import resolve
+    from pipelines.sources.resolve import resolve
 
     return resolve(spec_for_build(spec, config) if config.backend == "OpenVINO" else spec, settings)
 
 
 def dual_model(spec, config: Config, settings):
-    from pipelines.models import DualModel
+    from pipelines.serving.backends import DualModel
 
     return DualModel(resolved_build(spec, config, settings), bench_runtime(settings))
 
 
 def prepare(workload: str, config: Config, threads: int, standin_size: str, home) -> None:
     """Build what `workload` runs on `config`, before anything is timed."""
-    from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+    from pipelines.core.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
 
     settings = bench_settings(config, threads, standin_size, home)
     for spec in (SENTIMENT, ZERO_SHOT) if workload == "classification" else (TRANSLATION,):
@@ -65,8 +65,8 @@ def _weights(dual, config: Config) -> float | None:
 def classification(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
     """Through the app's Classifier, three rows: sentiment of a typical sentence at its own length,
     sentiment at 128 tokens, and zero-shot over 4 labels asked again (label embeddings cached)."""
-    from pipelines.classification import Classifier
-    from pipelines.registry import SENTIMENT, ZERO_SHOT
+    from pipelines.core.registry import SENTIMENT, ZERO_SHOT
+    from pipelines.tasks.classification import Classifier
 
     settings = bench_settings(config, threads, standin_size, home)
     sentiment, embedder = dual_model(SENTIMENT, config, settings), dual_model(ZERO_SHOT, config, settings)
@@ -105,8 +105,8 @@ def classification(config: Config, threads: int, repeats: Repeats, out: Path, st
 def translation(config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home) -> list[dict]:
     """English -> German, exactly 20 new tokens greedy, through the app's Translator
     (tokenize -> generate -> decode)."""
-    from pipelines.registry import TRANSLATION
-    from pipelines.translation import Translator
+    from pipelines.core.registry import TRANSLATION
+    from pipelines.tasks.translation import Translator
 
     settings = bench_settings(config, threads, standin_size, home)
     dual = dual_model(TRANSLATION, config, settings)

@@ -1,5 +1,5 @@
 """What the model server costs a text request: the same requests on the local OpenVINO models and on a
-model server holding the same IR (the repository `python -m pipelines.ovms` writes, served by KServe's
+model server holding the same IR (the repository `python -m pipelines.scale_out` writes, served by KServe's
 `ModelServer` over the V2 REST API on this machine: loopback, so no network time).
 
     python -m bench.remote [--runs 50] [--out docs/bench/remote.md]
@@ -35,7 +35,7 @@ TITLES = {
 
 def one_side(url: str | None, runs: int) -> dict:
     """Every workload through the app's tasks, locally (`url` None) or on the server at `url`."""
-    from pipelines.settings import Settings
+    from pipelines.core.settings import Settings
     from pipelines.startup import start
 
     # `from_env` keeps OVDEMO_OVMS_URL for a None override: the local side must not take it from there.
@@ -72,7 +72,7 @@ def report(local: dict, remote: dict, machine: str) -> str:
     lines = [
         f"Machine: {machine}. Client and server on this machine (loopback), one after the other, each in its own "
         "process; median after 5 warm-up requests, 50 ms apart. Server: KServe `ModelServer` 0.21 (Python, "
-        "`python -m pipelines.kserve_server`) over the repository of `python -m pipelines.ovms`.",
+        "`python -m pipelines.scale_out.kserve_server`) over the repository of `python -m pipelines.scale_out`.",
         "",
         "| workload | local OpenVINO | on the server | server's inference | round trips | calls | added per call |",
         "|---|---|---|---|---|---|---|",
@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(one_side(None if args.side == "local" else args.side, args.runs)))
         return
 
-    from pipelines.cpu import detect
-    from pipelines.kserve_server import launch
-    from pipelines.ovms import repository
-    from pipelines.settings import Settings
+    from pipelines.core.cpu import detect
+    from pipelines.core.settings import Settings
+    from pipelines.scale_out.from_app import repository
+    from pipelines.scale_out.kserve_server import launch
 
     def side(which: str) -> dict:
         command = [sys.executable, "-m", "bench.remote", "--side", which, "--runs", str(args.runs)]

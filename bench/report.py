@@ -34,8 +34,8 @@ WORKLOADS: dict[str, Workload] = {
 
 
 def config_of(quantization, precision_hint: str | None) -> str:
-    """The benchmark configuration that runs a build (`pipelines.registry.Quantization`, precision hint)."""
-    from pipelines.registry import Quantization
+    """The benchmark configuration that runs a build (`pipelines.core.registry.Quantization`, precision hint)."""
+    from pipelines.core.registry import Quantization
 
     return {Quantization.INT8: "openvino-int8", Quantization.INT8_WEIGHTS: "openvino-int8-weights"}.get(
         quantization, "openvino-fp32" if precision_hint == "f32" else "openvino-default"
@@ -45,10 +45,10 @@ def config_of(quantization, precision_hint: str | None) -> str:
 def app_builds(cpu=None, home: Path | None = None) -> dict[str, dict[str, str]]:
     """Per workload, the configuration the app serves on `cpu` (default: this machine's) and why: for a text
     model, what the app's tuning record in `home` (default: the app's) says it measured and chose; the rule
-    of `pipelines.cpu` where the record has nothing (and the reason then starts with "rule:")."""
-    from pipelines.cpu import build_for, detect
-    from pipelines.registry import REGISTRY
-    from pipelines.settings import Settings
+    of `pipelines.core.cpu` where the record has nothing (and the reason then starts with "rule:")."""
+    from pipelines.core.cpu import build_for, detect
+    from pipelines.core.registry import REGISTRY
+    from pipelines.core.settings import Settings
     from pipelines.tuning import RECORD, Choice, Record, machine_key
 
     cpu = cpu or detect()
@@ -77,7 +77,7 @@ BUILD_OF_CONFIG = {"openvino-int8-weights": "int8-weights", "openvino-int8": "in
 def record_images(results: list[dict], cpu, home: Path | None = None) -> None:
     """What this run measured of the image models, into the app's tuning record (`pipelines.tuning`): their
     steps take seconds, so the app times nothing of them at startup and reads this instead."""
-    from pipelines.settings import Settings
+    from pipelines.core.settings import Settings
     from pipelines.tuning import RECORD, Record, machine_key
 
     open_record = lambda: Record((Path(home) if home else Settings.from_env().home) / RECORD, machine_key(cpu))
@@ -187,7 +187,7 @@ def machine() -> str:
     """CPU model, cores and the instruction sets that matter for these figures."""
     import os
 
-    from pipelines.cpu import detect
+    from pipelines.core.cpu import detect
 
     return f"{detect().describe()}, {os.cpu_count()} logical cores"
 

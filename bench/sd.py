@@ -3,7 +3,7 @@ with classifier-free guidance (UNet batch 2).
 
 The models resolve as the app resolves them (`--standin-size full` offline: the SD 1.5
 architecture with random weights, its FP32, INT8 and ToMe+INT8 IRs converted once by
-`pipelines.convert`). OpenVINO runs through the app's `SDRunner`; PyTorch runs the diffusers
+`pipelines.build.convert`). OpenVINO runs through the app's `SDRunner`; PyTorch runs the diffusers
 pipeline the IRs were made from, with the IR's scheduler and the same seed, as the app does.
 """
 
@@ -31,14 +31,14 @@ GUIDANCE = 7.5
 
 
 def spec_for(config: Config):
-    from pipelines.registry import SD_FP32, SD_INT8, SD_TOME_INT8
+    from pipelines.core.registry import SD_FP32, SD_INT8, SD_TOME_INT8
 
     return {"fp32": SD_FP32, "int8": SD_INT8, "tome-int8": SD_TOME_INT8}[config.build]
 
 
 def prepare(config: Config, threads: int, standin_size: str, home) -> None:
     """Build (convert, quantize) `config`'s variant before anything is timed."""
-    from pipelines.resolve import resolve
+    from pipelines.sources.resolve import resolve
 
     resolve(spec_for(config), bench_settings(config, threads, standin_size, home))
 
@@ -48,7 +48,7 @@ def _torch_pipeline(resolved, threads: int):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from pipelines.diffusion import make_scheduler
+    from pipelines.core.diffusion import make_scheduler
 
     torch.set_num_threads(threads)
     pipe = StableDiffusionPipeline.from_pretrained(
@@ -70,9 +70,9 @@ def run(
 
     import numpy as np
 
-    from pipelines.diffusion import torch_generator, torch_randn
-    from pipelines.resolve import resolve
-    from pipelines.sd import SDRunner, image_size
+    from pipelines.core.diffusion import torch_generator, torch_randn
+    from pipelines.sources.resolve import resolve
+    from pipelines.tasks.sd import SDRunner, image_size
 
     settings = bench_settings(config, threads, standin_size, home)
     spec = spec_for(config)
@@ -161,7 +161,7 @@ def run(
 
 def unet_shapes(ir_dir: Path, height: int, width: int) -> dict[str, list[int]]:
     """The UNet inputs of one guided step at `height`×`width` (CFG batch 2), from the IR folder's configs."""
-    from pipelines.diffusion import CFG_BATCH, CLIP_MAX_TOKENS, LATENT_CHANNELS, vae_scale_factor
+    from pipelines.core.diffusion import CFG_BATCH, CLIP_MAX_TOKENS, LATENT_CHANNELS, vae_scale_factor
 
     folder = Path(ir_dir)
     scale = vae_scale_factor(json.loads((folder / "vae_decoder" / "config.json").read_text()))

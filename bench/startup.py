@@ -11,7 +11,7 @@ from .nlp import SENTENCE, TRANSLATION_TOKENS
 
 def run(cache_dir: str, threads: int, standin_size: str, home) -> dict:
     """One start of the app's services; `BENCH_SPAWNED_AT` is when the parent spawned us."""
-    from pipelines.settings import Settings
+    from pipelines.core.settings import Settings
     from pipelines.startup import start
 
     spawned = float(os.environ["BENCH_SPAWNED_AT"])

@@ -13,19 +13,19 @@ TEXT = "The weather is lovely today, so we are going for a walk by the river."
 
 def _visits(services) -> list[tuple[str, str, object, tuple]]:
     """(tab, what, task, inputs) in the order a visitor clicks through the app."""
-    from pipelines.pose import PRESETS_DIR
+    from pipelines.models.pose import PRESETS_DIR
 
     visits = [
-        ("Translation", "20 tokens", services.served("translator"), (TEXT, "German", 20, 20)),
-        ("Classification", "sentiment", services.served("classifier"), (TEXT, "")),
-        ("Classification", "zero-shot", services.served("classifier"), (TEXT, "weather, sports, food")),
+        ("Translation", "20 tokens", services.served.translator, (TEXT, "German", 20, 20)),
+        ("Classification", "sentiment", services.served.classifier, (TEXT, "")),
+        ("Classification", "zero-shot", services.served.classifier, (TEXT, "weather, sports, food")),
     ]
     if services.sd is not None:
-        sd = services.served("sd")
+        sd = services.served.sd
         for variant in services.sd.variant_names:
             visits.append(("SD", variant, sd, (PROMPT, "", 2, 7.5, 0, variant)))
     if services.pose is not None:
-        pose = services.served("pose")
+        pose = services.served.pose
         standing = str(PRESETS_DIR / "standing.png")
         visits.append(("ControlNet pose", "detection", pose.detection, (standing,)))
         visits.append(("ControlNet pose", "2 steps", pose.generation, (standing, PROMPT, "", 2, 7.5, 0)))
@@ -33,9 +33,9 @@ def _visits(services) -> list[tuple[str, str, object, tuple]]:
 
 
 def run(budget_mb: float, threads: int, standin_size: str, home) -> dict:
-    from pipelines.memory import rss_mb
-    from pipelines.protocol import ask
-    from pipelines.settings import Settings
+    from pipelines.core.memory import rss_mb
+    from pipelines.core.protocol import ask
+    from pipelines.core.settings import Settings
     from pipelines.startup import start
 
     settings = Settings.from_env(threads=threads, standin_size=standin_size, home=home, memory_budget_mb=budget_mb)

@@ -59,7 +59,7 @@ def stopped_worker(client, app_pid: int) -> dict:
     import psutil
 
     client.predict("Warm up the worker.", "German", "PyTorch", 8, api_name="/translate")
-    workers = [p for p in psutil.Process(app_pid).children() if "pipelines.worker" in " ".join(p.cmdline())]
+    workers = [p for p in psutil.Process(app_pid).children() if "pipelines.serving.worker" in " ".join(p.cmdline())]
     stuck = client.submit("A long sentence to translate. " * 12, "German", "PyTorch", 256, api_name="/translate")
     while not (stuck.status().progress_data or stuck.done()):
         time.sleep(0.01)

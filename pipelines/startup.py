@@ -10,25 +10,35 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .budget import MemoryBudget, weights_mb
-from .classification import Classifier
-from .cpu import CpuFeatures, detect, for_this_cpu
-from .folders import read_manifest
-from .memory import Growth, memory_limit_mb, rss_mb
-from .models import DualModel
-from .prepare import resolve_all_apart, resolve_apart
-from .registry import CONTROLNET_POSE, SD_VARIANTS, SENTIMENT, TRANSLATION, ZERO_SHOT, ModelSpec, Quantization, Task
-from .remote import ModelServer
-from .resolve import NotBuilt, ResolvedModel, pytorch_source, resolve
-from .runtime import Runtime
-from .settings import Settings
-from .translation import Translator
-from .tuning import Tuner, image_choice
-from .worker import WORKER_HOLDER, Recipe, Split, TorchWorker
+from pipelines.core.cpu import CpuFeatures, detect, for_this_cpu
+from pipelines.core.folders import read_manifest
+from pipelines.core.memory import Growth, memory_limit_mb, rss_mb
+from pipelines.core.registry import (
+    CONTROLNET_POSE,
+    SD_VARIANTS,
+    SENTIMENT,
+    TRANSLATION,
+    ZERO_SHOT,
+    ModelSpec,
+    Quantization,
+    Task,
+)
+from pipelines.core.resolved import ResolvedModel
+from pipelines.core.settings import Settings
+from pipelines.serving.backends import DualModel
+from pipelines.serving.budget import MemoryBudget, weights_mb
+from pipelines.serving.remote import ModelServer
+from pipelines.serving.runtime import Runtime
+from pipelines.serving.worker import WORKER_HOLDER, Recipe, TorchWorker, WorkerSide
+from pipelines.sources.prepare import resolve_all_apart, resolve_apart
+from pipelines.sources.resolve import NotBuilt, pytorch_source, resolve
+from pipelines.tasks.classification import Classifier
+from pipelines.tasks.translation import Translator
+from pipelines.tuning import Tuner, image_choice
 
 if TYPE_CHECKING:
-    from .controlnet import PoseRunner
-    from .sd import SDRunner
+    from pipelines.tasks.controlnet import PoseRunner
+    from pipelines.tasks.sd import SDRunner
 
 logger = logging.getLogger(__name__)
 
@@ -63,44 +73,18 @@ class Services:
     """Where the text models' OpenVINO inference runs (`Settings.ovms_url`); None: here."""
     tuner: Tuner | None = None
     """How each text model's build was chosen on this machine (`pipelines.tuning`): its table per model."""
-    _served: dict = field(default_factory=dict, repr=False)
-
-    def served(self, name: str):
-        """The task (`translator`, `classifier`, `sd`) or runner (`pose`) a tab serves: the same object,
-        with its PyTorch side in the worker when there is one. None when its models failed to load."""
-        task = getattr(self, name)
-        if task is None or self.worker is None:
-            return task
-        if name not in self._served:
-            self._served[name] = self._split(name, task)
-        return self._served[name]
-
-    def _split(self, name: str, task):
-        settings, worker, budget = self.settings, self.worker, self.budget
-        recipe = lambda function, *args, attribute=None: Recipe(__name__, function, (settings, *args), attribute)
-        split = lambda task, recipe, need, **options: Split(
-            task, worker, recipe, budget=budget, need_mb=need, **options
+    @cached_property
+    def served(self) -> Served:
+        """The task each tab runs: the ones below, with their PyTorch requests sent to the worker when there
+        is one (one builder per tab). None where a tab's models failed to load."""
+        if self.worker is None:
+            return Served(self.translator, self.classifier, self.sd, self.pose)
+        return Served(
+            self.translator and translator_served(self.translator, self),
+            self.classifier and classifier_served(self.classifier, self),
+            self.sd and sd_served(self.sd, self),
+            self.pose and pose_served(self.pose, self),
         )
-        if name == "translator":
-            need = lambda request: baseline_mb(task.model.resolved)
-            return split(task, recipe("torch_translator", task.model.spec), need, timeout_s=TEXT_TIMEOUT_S)
-        if name == "classifier":
-            need = lambda request: baseline_mb(task.sentiment.resolved) + baseline_mb(task.embedder.resolved)
-            specs = (task.sentiment.spec, task.embedder.spec)
-            return split(task, recipe("torch_classifier", *specs), need, timeout_s=TEXT_TIMEOUT_S)
-        if name == "sd":
-            specs = tuple(task.specs.values())
-            need = lambda request: baseline_mb(task.default_variant.resolved)  # one checkpoint for every variant
-            # The variant resolves (and compiles) here first, as for OpenVINO: the worker then finds it built.
-            return split(task, recipe("torch_sd", specs), need, before=lambda request: task.load(request.variant))
-        if name == "pose":
-            need = lambda request: baseline_mb(task.resolved)
-            return Tasks(
-                task,
-                detection=split(task.detection, recipe("torch_pose", task.spec, attribute="detection"), need),
-                generation=split(task.generation, recipe("torch_pose", task.spec, attribute="generation"), need),
-            )
-        raise ValueError(f"no task named {name!r}")
 
     def failure_of(self, *specs: ModelSpec) -> str:
         return " ".join(self.failures[s.key] for s in specs if s.key in self.failures)
@@ -131,18 +115,51 @@ def baseline_mb(resolved: ResolvedModel) -> float:
     return weights_mb(resolved.torch_ref) or 4 * (weights_mb(resolved.ir_dir) or 0.0)
 
 
-class Tasks:
-    """A runner with some of its tasks replaced (the pose runner, its two tasks split)."""
+@dataclass(frozen=True)
+class Served:
+    """What the task tabs run (`Services.served`)."""
 
-    def __init__(self, runner, **tasks):
-        self._runner, self._tasks = runner, tasks
+    translator: Translator | None
+    classifier: Classifier | None
+    sd: SDRunner | None
+    pose: PoseRunner | None
 
-    def __getattr__(self, name: str):
-        return self._tasks[name] if name in self._tasks else getattr(self._runner, name)
+
+def _in_worker(services: Services, build, *args, need_mb, attribute: str | None = None, **options) -> WorkerSide:
+    """A task's PyTorch side in the worker: `build(settings, *args)` there (below), admitted by the budget."""
+    recipe = Recipe(build, (services.settings, *args), attribute)
+    return WorkerSide(services.worker, recipe, budget=services.budget, need_mb=need_mb, **options)
+
+
+def translator_served(task: Translator, services: Services) -> Translator:
+    need = lambda request: baseline_mb(task.model.resolved)
+    side = _in_worker(services, torch_translator, task.model.spec, need_mb=need, timeout_s=TEXT_TIMEOUT_S)
+    return task.with_pytorch_elsewhere(side)
+
+
+def classifier_served(task: Classifier, services: Services) -> Classifier:
+    need = lambda request: baseline_mb(task.sentiment.resolved) + baseline_mb(task.embedder.resolved)
+    specs = (task.sentiment.spec, task.embedder.spec)
+    side = _in_worker(services, torch_classifier, *specs, need_mb=need, timeout_s=TEXT_TIMEOUT_S)
+    return task.with_pytorch_elsewhere(side)
+
+
+def sd_served(task: SDRunner, services: Services) -> SDRunner:
+    need = lambda request: baseline_mb(task.default_variant.resolved)  # one checkpoint for every variant
+    # The variant's folder is resolved (built, if it must be) here first, and not compiled: the worker finds it.
+    before = lambda request: task.resolve(request.variant)
+    side = _in_worker(services, torch_sd, tuple(task.specs.values()), need_mb=need, before=before)
+    return task.with_pytorch_elsewhere(side)
+
+
+def pose_served(runner: PoseRunner, services: Services) -> PoseRunner:
+    need = lambda request: baseline_mb(runner.resolved)
+    side = lambda attribute: _in_worker(services, torch_pose, runner.spec, need_mb=need, attribute=attribute)
+    return runner.with_pytorch_elsewhere(side("detection"), side("generation"))
 
 
 # ---------------------------------------------------------------------- the PyTorch worker's side
-# Called in the worker process (by name, from a `Recipe`): the same tasks, with no OpenVINO side.
+# Called in the worker process (passed in a `Recipe`): the same tasks, with no OpenVINO side.
 # The models resolve to the folders the app's process resolved (and built) already.
 
 
@@ -158,13 +175,13 @@ def torch_classifier(settings: Settings, sentiment: ModelSpec, zero_shot: ModelS
 
 
 def torch_sd(settings: Settings, variants: tuple[ModelSpec, ...]) -> SDRunner:
-    from .sd import SDRunner
+    from pipelines.tasks.sd import SDRunner
 
     return SDRunner(variants, Runtime(settings, openvino=False), resolver=resolve)
 
 
 def torch_pose(settings: Settings, spec: ModelSpec) -> PoseRunner:
-    from .controlnet import PoseRunner
+    from pipelines.tasks.controlnet import PoseRunner
 
     resolved = resolve(spec, settings)
     return PoseRunner(resolved, Runtime(settings, openvino=False), lambda: pytorch_source(resolved, settings))
@@ -173,7 +190,7 @@ def torch_pose(settings: Settings, spec: ModelSpec) -> PoseRunner:
 def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSpec:
     """The ControlNet pose build for `cpu` when it is at hand, else `spec`'s published build. The INT8
     build is exported from the PyTorch repos with a calibration run (tens of minutes on two cores), which
-    startup never starts by itself; `python -m pipelines.controlnet_export --int8` makes it."""
+    startup never starts by itself; `python -m pipelines.build controlnet --int8` makes it."""
     chosen = for_this_cpu(spec, cpu)
     if (measured := image_choice(settings, cpu, spec.key)) is not None:  # `python -m bench` ran here
         steps = ", ".join(
@@ -204,7 +221,7 @@ def pose_build(spec: ModelSpec, cpu: CpuFeatures, settings: Settings) -> ModelSp
     faster = f"this CPU's {cpu.int8_units} would run" if cpu.int8_units else "that runs"
     reason = (
         f"the Token Merging + INT8 build {faster} faster is not built here yet; "
-        f"`python -m pipelines.controlnet_export --int8 --out {out}` makes it, the next start serves it"
+        f"`python -m pipelines.build controlnet --int8 --out {out}` makes it, the next start serves it"
     )
     return dataclasses.replace(spec, build_reason=reason)
 
@@ -226,8 +243,8 @@ def start(
     """Resolve, load and compile every startup model in order, logging progress as it goes:
     `specs` (one model each), the first of `sd_variants` (the others compile on first
     selection), and the ControlNet pose models."""
-    from .controlnet import PoseRunner
-    from .sd import SDRunner
+    from pipelines.tasks.controlnet import PoseRunner
+    from pipelines.tasks.sd import SDRunner
 
     t0 = time.perf_counter()
     services = Services(settings, Runtime(settings))

@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cpu import CpuFeatures, for_this_cpu
-from .folders import read_manifest
-from .memory import return_freed_memory
-from .registry import PRECISION_LABELS, ModelSpec, Quantization, Task
-from .settings import Settings
+from pipelines.core.cpu import CpuFeatures, for_this_cpu
+from pipelines.core.folders import read_manifest
+from pipelines.core.memory import return_freed_memory
+from pipelines.core.registry import PRECISION_LABELS, ModelSpec, Quantization, Task
+from pipelines.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -289,10 +289,10 @@ def fastest(table: list[Measured]) -> Measured:
     return best
 
 
-def text_workloads(spec: ModelSpec) -> Timer:
+def timed_requests(spec: ModelSpec) -> Timer:
     """The app's own requests for a text model: the call each makes on a compiled `DualModel`."""
-    from .models import TextTokenizer
-    from .translation import Translator
+    from pipelines.models.text import TextTokenizer
+    from pipelines.tasks.translation import Translator
 
     if spec.task is Task.TRANSLATION:
 
@@ -320,7 +320,7 @@ class Tuner:
         cpu: CpuFeatures,
         resolve_all: Callable[[tuple[ModelSpec, ...], Settings], list],
         budget_s: float = BUDGET_S,
-        workloads: Callable[[ModelSpec], Timer] = text_workloads,
+        workloads: Callable[[ModelSpec], Timer] = timed_requests,
     ):
         self.settings, self.cpu, self._resolve_all = settings, cpu, resolve_all
         self.budget_s, self._workloads = budget_s, workloads
@@ -376,8 +376,8 @@ class Tuner:
         return choice.candidate.applied(spec, choice.reason())
 
     def _measure(self, spec: ModelSpec, built: dict, digest: str, share: float) -> Choice:
-        from .models import DualModel
-        from .runtime import Runtime
+        from pipelines.serving.backends import DualModel
+        from pipelines.serving.runtime import Runtime
 
         t0 = time.perf_counter()
         models = {}
@@ -401,7 +401,7 @@ class Tuner:
 
 
 def _openvino():
-    from .protocol import Backend
+    from pipelines.core.protocol import Backend
 
     return Backend.OPENVINO
 

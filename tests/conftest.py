@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.export import export
-from pipelines.models import DualModel
-from pipelines.registry import ModelSpec, Quantization
-from pipelines.runtime import Runtime
-from pipelines.settings import Settings
+from pipelines.build.export import export
+from pipelines.core.registry import ModelSpec, Quantization
+from pipelines.core.settings import Settings
+from pipelines.serving.backends import DualModel
+from pipelines.serving.runtime import Runtime
 from pipelines.startup import Services, start
 
 
 def rule_builds() -> str:
-    """`OVDEMO_BUILD` pinning each text model to the build `pipelines.cpu`'s rule picks on this CPU: the tests'
+    """`OVDEMO_BUILD` pinning each text model to the build `pipelines.core.cpu`'s rule picks on this CPU: the tests'
     tolerances are set per build, and the tuner that would otherwise pick one is tested on its own
     (`test_tuning.py`)."""
-    from pipelines.cpu import detect, for_this_cpu
+    from pipelines.core.cpu import detect, for_this_cpu
     from pipelines.startup import STARTUP_MODELS
 
     return ",".join(f"{s.key}={for_this_cpu(s, detect()).quantization.value}" for s in STARTUP_MODELS)

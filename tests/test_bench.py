@@ -12,7 +12,7 @@ from PIL import Image
 from bench import chart, cli, report
 from bench.core import Repeats, compare, measure, summary
 from pipelines import cpu
-from pipelines.cpu import CpuFeatures
+from pipelines.core.cpu import CpuFeatures
 
 RESULTS = [
     {"workload": "classification", "config": "pytorch-fp32", "unit": "ms", "median": 26.0, "p90": 27.0, "runs": 50,
@@ -82,7 +82,7 @@ def own_home(tmp_path, monkeypatch):
 
 
 def test_the_build_the_app_serves_is_read_from_its_tuning_record(tmp_path):
-    from pipelines.registry import Quantization
+    from pipelines.core.registry import Quantization
     from pipelines.tuning import RECORD, Candidate, Choice, Measured, Record, machine_key
 
     record = Record(tmp_path / "home" / RECORD, machine_key(ZEN3))

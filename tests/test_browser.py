@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.diffusion import PREVIEW_SIDE
+from pipelines.core.diffusion import PREVIEW_SIDE
 
 # Debian's chromium (what CI installs); else the browser of `playwright install chromium`.
 CHROMIUM = shutil.which("chromium")

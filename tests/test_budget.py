@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from pipelines.budget import MemoryBudget, weights_mb
-from pipelines.protocol import ask
+from pipelines.core.protocol import ask
+from pipelines.serving.budget import MemoryBudget, weights_mb
 
 STARTUP_MB = 1000.0
 
@@ -57,7 +57,7 @@ def test_the_app_refuses_a_baseline_that_does_not_fit_and_keeps_serving(services
     """A budget no larger than what the startup models use: a PyTorch baseline that is not loaded yet is refused."""
     services.worker.stop("the test starts from none")
     monkeypatch.setattr(services.budget, "limit_mb", services.budget.used_mb() + 1.0)
-    translator = services.served("translator")
+    translator = services.served.translator
     with pytest.raises(ValueError, match="does not fit in this server's budget"):
         ask(translator, "PyTorch", "Where is the station?", "German", 2)
     assert not services.worker.running

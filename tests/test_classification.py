@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipelines import classification
-from pipelines.classification import Classifier, parse_labels
-from pipelines.models import TextTokenizer
-from pipelines.protocol import Backend, ask
-from pipelines.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
+from pipelines.core.protocol import Backend, ask
+from pipelines.core.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
+from pipelines.models.text import TextTokenizer
+from pipelines.tasks.classification import Classifier, parse_labels
 
 TEXT = "I absolutely loved this film; the cast is wonderful."
 # FP32 IR vs PyTorch fp32 under the f32 hint: probabilities agree to float rounding.

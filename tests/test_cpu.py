@@ -7,12 +7,20 @@ import dataclasses
 import pytest
 
 from pipelines import cpu
-from pipelines.cpu import CpuFeatures, build_for, for_this_cpu, read_flags
-from pipelines.export import calibration_format, is_stale_export
-from pipelines.folders import write_manifest
-from pipelines.registry import CONTROLNET_POSE, REGISTRY, SD_TOME_INT8, SENTIMENT, TRANSLATION, ZERO_SHOT, Quantization
-from pipelines.resolve import ov_repo
-from pipelines.settings import Settings
+from pipelines.build.export import calibration_format, is_stale_export
+from pipelines.core.cpu import CpuFeatures, build_for, for_this_cpu, read_flags
+from pipelines.core.folders import write_manifest
+from pipelines.core.registry import (
+    CONTROLNET_POSE,
+    REGISTRY,
+    SD_TOME_INT8,
+    SENTIMENT,
+    TRANSLATION,
+    ZERO_SHOT,
+    Quantization,
+)
+from pipelines.core.settings import Settings
+from pipelines.sources.resolve import ov_repo
 from pipelines.startup import pose_build
 
 ZEN3 = CpuFeatures("AMD EPYC 7B13", frozenset({"avx2", "fma"}), ("FP32", "INT8", "BIN", "EXPORT_IMPORT"))

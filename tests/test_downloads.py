@@ -14,10 +14,11 @@ import pytest
 from fake_hub import FakeHub
 
 from pipelines import standins
-from pipelines.folders import MANIFEST, PARTIAL_SUFFIX, building, damaged_files, write_manifest
-from pipelines.hub import hub_reachable, hub_snapshot
-from pipelines.registry import SENTIMENT
-from pipelines.resolve import Source, resolve, standin_weights
+from pipelines.core.folders import MANIFEST, PARTIAL_SUFFIX, building, damaged_files, write_manifest
+from pipelines.core.registry import SENTIMENT
+from pipelines.core.resolved import Source
+from pipelines.sources.hub import hub_reachable, hub_snapshot
+from pipelines.sources.resolve import resolve, standin_weights
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_text_from_a_url_is_cut_to_its_box(fields):
 
 
 def test_measure_on_this_machine_gives_both_backends_and_refuses_a_second_run(services):
-    workloads = text_workloads(services.served("translator"), services.served("classifier"))
+    workloads = text_workloads(services.served.translator, services.served.classifier)
     assert [w.name.split(",")[0] for w in workloads] == ["Sentiment", "Zero-shot", "Translation to German"]
     refused = []
 

@@ -8,13 +8,13 @@ import shutil
 import pytest
 
 from app import build_demo
-from pipelines.classification import Classifier
-from pipelines.models import DualModel
-from pipelines.protocol import ask
-from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
-from pipelines.resolve import resolve
-from pipelines.runtime import Runtime
+from pipelines.core.protocol import ask
+from pipelines.core.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.serving.backends import DualModel
+from pipelines.serving.runtime import Runtime
+from pipelines.sources.resolve import resolve
 from pipelines.startup import start
+from pipelines.tasks.classification import Classifier
 
 
 def test_corrupted_cache_blob_is_recompiled(services, settings, tmp_path):

@@ -27,8 +27,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines.images import MAX_UPLOAD_BYTES
-from pipelines.protocol import ask
+from pipelines.core.images import MAX_UPLOAD_BYTES
+from pipelines.core.protocol import ask
 
 REPO = Path(__file__).resolve().parent.parent
 POSE = REPO / "assets" / "poses" / "standing.png"
@@ -273,7 +273,7 @@ def test_a_missing_negative_prompt_is_an_empty_one_on_both_image_endpoints(api):
 
 def test_messages_and_banners_lose_any_path_a_library_put_in_them(app, api, services, monkeypatch):
     from ui.common import failure_banner, without_paths
-    from ui.system_tab import system_report
+    from ui.tabs.system import system_report
 
     for text in (
         "cannot identify image file '/tmp/gradio/ab12/x.png'",

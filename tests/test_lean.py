@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.models import TextTokenizer
-from pipelines.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.core.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
+from pipelines.models.text import TextTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -53,7 +53,7 @@ def test_tokens_are_those_of_transformers(services, key):
 
 SERVE = """
 import json, pickle, sys
-from pipelines.protocol import Backend, ask
+from pipelines.core.protocol import Backend, ask
 from pipelines.startup import start
 
 settings, pose_image, heavy = pickle.loads(bytes.fromhex(sys.argv[1]))
@@ -81,7 +81,7 @@ def test_openvino_serving_imports_no_torch(services, settings):
     """Startup, the UI and an OpenVINO request on the text and SD tabs, in a fresh interpreter (the
     models already built by `services`): none of the PyTorch-side libraries is imported. The first pose
     request imports what the ControlNet tab needs, and says so beforehand."""
-    from pipelines.pose import PRESETS_DIR
+    from pipelines.models.pose import PRESETS_DIR
 
     given = (settings, str(PRESETS_DIR / "standing.png"), HEAVY)
     child = subprocess.run(
@@ -106,7 +106,7 @@ def test_latents_are_torchs(seed, shape):
     """The OpenVINO side's initial latents are the PyTorch side's, to float rounding (1e-6), tails included."""
     import torch
 
-    from pipelines.diffusion import torch_randn
+    from pipelines.core.diffusion import torch_randn
 
     expected = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
     np.testing.assert_allclose(torch_randn(seed, shape), expected.numpy(), rtol=0, atol=1e-6)

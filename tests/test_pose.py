@@ -15,13 +15,13 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 from pipelines import images
-from pipelines.controlnet import PoseRunner, run_torch_pipeline
-from pipelines.controlnet_export import export_controlnet, fp32_variant
-from pipelines.diffusion import DiffusionRequest
-from pipelines.pose import PRESET_KEYPOINTS, draw_keypoints, presets, save_presets
-from pipelines.protocol import Backend, ask
-from pipelines.registry import Quantization
-from pipelines.runtime import Runtime
+from pipelines.build.controlnet_export import export_controlnet, fp32_variant
+from pipelines.core.diffusion import DiffusionRequest
+from pipelines.core.protocol import Backend, ask
+from pipelines.core.registry import Quantization
+from pipelines.models.pose import PRESET_KEYPOINTS, draw_keypoints, presets, save_presets
+from pipelines.serving.runtime import Runtime
+from pipelines.tasks.controlnet import PoseRunner, run_torch_pipeline
 
 # FP32 IR with INFERENCE_PRECISION_HINT=f32 against diffusers fp32: both run the same
 # arithmetic in a different order; pixels are in [0, 1].
@@ -146,7 +146,7 @@ def test_request_checks(runner):
 def test_openvino_and_pytorch_pose_detectors_agree(fp32_runner):
     import torch
 
-    from pipelines.images import letterbox
+    from pipelines.core.images import letterbox
 
     framed = np.asarray(letterbox(_figure(), fp32_runner.resolution).image)
     ov_body = fp32_runner.detectors.ov.detector.body_estimation
@@ -289,8 +289,8 @@ def test_stop_cancels_a_running_generation(client, assert_cancel_stops):
 
 
 def test_hub_sources_are_assembled_from_three_repos(tmp_path):
-    from pipelines.controlnet_export import assemble_hub_source
-    from pipelines.registry import CONTROLNET_POSE
+    from pipelines.build.controlnet_export import assemble_hub_source
+    from pipelines.core.registry import CONTROLNET_POSE
 
     asked = {}
 

@@ -14,12 +14,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.checks import MAX_TEXT_CHARS
-from pipelines.diffusion import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, DiffusionRequest
-from pipelines.images import load_image
-from pipelines.translation import LANGUAGES
-from ui.classification_tab import classification_tab
-from ui.translation_tab import translation_tab
+from pipelines.core.checks import MAX_TEXT_CHARS
+from pipelines.core.diffusion import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, DiffusionRequest
+from pipelines.core.images import load_image
+from pipelines.tasks.translation import LANGUAGES
+from ui.tabs.classification import classification_tab
+from ui.tabs.translation import translation_tab
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TEXTS = st.one_of(

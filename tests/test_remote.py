@@ -1,7 +1,7 @@
 """The OpenVINO Model Server repository, and the text tabs' OpenVINO inference on a model server.
 
-The server is real: KServe's `ModelServer` (`python -m pipelines.kserve_server`) serving the repository
-`python -m pipelines.ovms` wrote, over the V2 REST API, in a process of its own. Remote and local runs of
+The server is real: KServe's `ModelServer` (`python -m pipelines.scale_out.kserve_server`) serving the repository
+`python -m pipelines.scale_out` wrote, over the V2 REST API, in a process of its own. Remote and local runs of
 the same IR must agree exactly (the same tokens) or within float noise (scores, atol 1e-5).
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.kserve_server import launch
-from pipelines.ovms import repository
-from pipelines.ovms_layout import MODEL_FILE, NEXT_TOKENS, VERSION, model_entries, read_config
-from pipelines.protocol import Backend, Cancelled, ask
-from pipelines.remote import REMOTE, ModelServer, RemoteError
-from pipelines.runtime import Runtime
+from pipelines.core.ovms_layout import MODEL_FILE, NEXT_TOKENS, VERSION, model_entries, read_config
+from pipelines.core.protocol import Backend, Cancelled, ask
+from pipelines.scale_out.from_app import repository
+from pipelines.scale_out.kserve_server import launch
+from pipelines.serving.remote import REMOTE, ModelServer, RemoteError
+from pipelines.serving.runtime import Runtime
 from pipelines.startup import start
 from ui.common import latency_line
 

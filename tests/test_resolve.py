@@ -11,9 +11,10 @@ import pytest
 from pipelines import hub as hub_module
 from pipelines import resolve as resolve_module
 from pipelines import standins
-from pipelines.hub import hub_reachable
-from pipelines.registry import SENTIMENT, ZERO_SHOT
-from pipelines.resolve import Source, resolve
+from pipelines.core.registry import SENTIMENT, ZERO_SHOT
+from pipelines.core.resolved import Source
+from pipelines.sources.hub import hub_reachable
+from pipelines.sources.resolve import resolve
 
 
 @pytest.fixture
@@ -87,8 +88,8 @@ def test_hub_pytorch_repo_is_exported_once(services, settings, tmp_path, monkeyp
 
 
 def test_baseline_label_never_shows_a_server_path(tmp_path):
-    from pipelines.registry import SD_TOME_INT8
-    from pipelines.resolve import ResolvedModel, Source
+    from pipelines.core.registry import SD_TOME_INT8
+    from pipelines.core.resolved import ResolvedModel, Source
 
     folder = tmp_path / "models" / "pytorch"
     hub = ResolvedModel(SD_TOME_INT8, tmp_path, SD_TOME_INT8.torch_repo, Source.HUB_IR)
@@ -119,7 +120,7 @@ def test_a_local_folder_without_the_serving_files_is_served_from_a_linked_copy(s
 
 
 def test_a_build_that_fails_in_its_child_process_gives_a_sentence(settings, tmp_path):
-    from pipelines.prepare import resolve_apart
+    from pipelines.sources.prepare import resolve_apart
 
     broken = dataclasses.replace(SENTIMENT, key="broken-standin", standin="no-such-builder")
     with pytest.raises(ValueError, match=r"Building .* failed: no stand-in named 'no-such-builder'"):

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from pipelines.models import DualModel
-from pipelines.registry import SENTIMENT
-from pipelines.runtime import Runtime
-from pipelines.settings import Settings
+from pipelines.core.registry import SENTIMENT
+from pipelines.core.settings import Settings
+from pipelines.serving.backends import DualModel
+from pipelines.serving.runtime import Runtime
 
 
 def test_cache_gets_blobs_and_second_compile_hits(services, settings, tmp_path):
@@ -74,8 +74,8 @@ def _blobs(cache):
 
 
 def test_t5_decoder_skips_the_cache_and_says_why(services, settings, tmp_path):
-    from pipelines.registry import TRANSLATION
-    from pipelines.t5_openvino import DECODER_UNCACHED
+    from pipelines.core.registry import TRANSLATION
+    from pipelines.models.t5_openvino import DECODER_UNCACHED
 
     resolved = services.models[TRANSLATION.key].resolved
     settings = dataclasses.replace(settings, cache_dir=tmp_path / "cache")
@@ -103,8 +103,8 @@ def test_a_compile_records_its_time_and_the_memory_it_added(settings):
 
 
 def test_controlnet_ov_repo_setting(settings):
-    from pipelines.registry import CONTROLNET_POSE
-    from pipelines.resolve import ov_repo
+    from pipelines.core.registry import CONTROLNET_POSE
+    from pipelines.sources.resolve import ov_repo
 
     assert ov_repo(CONTROLNET_POSE, settings) == CONTROLNET_POSE.ov_repo
     custom = Settings.from_env({"OVDEMO_CONTROLNET_OV_REPO": "someone/pose-ov"})

@@ -13,10 +13,11 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import convert
-from pipelines.diffusion import PREVIEW_SIDE
-from pipelines.folders import read_manifest
-from pipelines.protocol import Cancelled, Steps
+from pipelines.build import __main__ as build_cli
+from pipelines.build import convert
+from pipelines.core.diffusion import PREVIEW_SIDE
+from pipelines.core.folders import read_manifest
+from pipelines.core.protocol import Cancelled, Steps
 
 STEPS = 2
 PROMPT = "a cute yellow creature with big ears"
@@ -149,7 +150,7 @@ def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp
     variant = sd.default_variant
     base = next((variant.resolved.ir_dir.parent.parent / ".sd-fp32").iterdir())
     out = tmp_path / "sd-fp32"
-    convert.main(["sd", variant.resolved.torch_ref, str(out), "--fp32-base", str(base)])
+    build_cli.main(["sd", variant.resolved.torch_ref, str(out), "--fp32-base", str(base)])
     assert convert.is_sd_ir_folder(out) and not out.with_name("sd-fp32.partial").exists()
     pipe = OVStableDiffusionPipeline.from_pretrained(out, compile=False)
     pipe.reshape(batch_size=1, height=64, width=64, num_images_per_prompt=1)
@@ -165,7 +166,7 @@ def test_convert_rejects_bad_options(tmp_path):
     with pytest.raises(ValueError, match="ratio"):
         convert.SDConversion(tome_ratio=0.9).check()
     with pytest.raises(SystemExit):
-        convert.main(["sd", str(tmp_path / "out")])  # neither SOURCE nor --standin
+        build_cli.main(["sd", str(tmp_path / "out")])  # neither SOURCE nor --standin
 
 
 def test_a_variant_that_fails_to_load_reports_and_the_runner_keeps_serving(sd, monkeypatch):

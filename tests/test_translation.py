@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.checks import MAX_TEXT_CHARS
-from pipelines.export import INT8_WEIGHTS_FORMAT, MANIFEST, is_complete_ir_folder
-from pipelines.protocol import Backend, Cancelled, ask
-from pipelines.registry import TRANSLATION
-from pipelines.resolve import resolve
-from pipelines.translation import Translator
+from pipelines.build.export import INT8_WEIGHTS_FORMAT, MANIFEST, is_complete_ir_folder
+from pipelines.core.checks import MAX_TEXT_CHARS
+from pipelines.core.protocol import Backend, Cancelled, ask
+from pipelines.core.registry import TRANSLATION
+from pipelines.sources.resolve import resolve
+from pipelines.tasks.translation import Translator
 
 TEXT = "The weather is lovely today, so we are going for a walk by the river."
 # FP32 IR vs PyTorch fp32: the same graph, f32 kernels; differences are summation order.
@@ -99,7 +99,7 @@ def test_result_reports_timing_and_source(services):
 def test_tokens_stream_as_they_are_decoded_on_either_backend(services, backend):
     """Both backends report the text after each new token; the last is the result, and the time spent
     reporting is left out of the latency."""
-    translator = services.served("translator")  # PyTorch in the worker process: the stream crosses the pipe
+    translator = services.served.translator  # PyTorch in the worker process: the stream crosses the pipe
     request = translator.check(TEXT, "German", 256, 256)
     seen = []
 
@@ -119,7 +119,7 @@ def test_tokens_stream_as_they_are_decoded_on_either_backend(services, backend):
 
 @pytest.mark.parametrize("backend", [Backend.OPENVINO, Backend.PYTORCH])
 def test_a_cancelled_translation_stops_after_its_current_token(services, backend):
-    translator = services.served("translator")
+    translator = services.served.translator
     request, cancel, seen = translator.check(TEXT, "German", 50, 50), threading.Event(), []
 
     def on_step(done, total, preview=None):

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from pipelines import tuning
-from pipelines.cpu import CpuFeatures, detect
-from pipelines.prepare import resolve_all_apart
-from pipelines.registry import SENTIMENT, TRANSLATION, Quantization
+from pipelines.core.cpu import CpuFeatures, detect
+from pipelines.core.registry import SENTIMENT, TRANSLATION, Quantization
+from pipelines.sources.prepare import resolve_all_apart
 from pipelines.tuning import Candidate, Measured, Tuner, fastest, pinned, time_candidates
 
 FP32, WEIGHTS, INT8 = Candidate(Quantization.NONE), Candidate(Quantization.INT8_WEIGHTS), Candidate(Quantization.INT8)

@@ -22,8 +22,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from test_hostile import call_raw, rss_bytes, upload_raw
 
-from pipelines.protocol import Backend
-from pipelines.worker import Recipe, TorchWorker, serve
+from pipelines.core.protocol import Backend
+from pipelines.serving.worker import Recipe, TorchWorker, serve
 from ui.guard import MAX_REQUEST_BYTES, SESSIONS
 
 TRAFFIC = Path(__file__).resolve().parent / "visitor_traffic.py"
@@ -46,7 +46,7 @@ def client(app):
 @pytest.fixture
 def slow_steps(monkeypatch):
     """Every OpenVINO denoising step of both image tabs takes `STEP_S` longer."""
-    from pipelines.diffusion import StepTimer
+    from pipelines.core.diffusion import StepTimer
 
     step = StepTimer.step
     monkeypatch.setattr(StepTimer, "step", lambda self: (time.sleep(STEP_S), step(self))[1])

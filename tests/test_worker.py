@@ -11,10 +11,10 @@ import time
 import pytest
 from PIL import Image
 
-from pipelines.protocol import Backend, ask
-from pipelines.registry import TRANSLATION
+from pipelines.core.protocol import Backend, ask
+from pipelines.core.registry import TRANSLATION
+from pipelines.serving.worker import Recipe, TorchWorker, WorkerStopped
 from pipelines.startup import torch_translator
-from pipelines.worker import Recipe, TorchWorker, WorkerStopped
 
 TEXT = "Where is the nearest train station?"
 
@@ -22,7 +22,7 @@ TEXT = "Where is the nearest train station?"
 def test_the_worker_starts_on_the_first_pytorch_request_and_answers_as_in_process(services):
     worker = services.worker
     worker.stop("the test starts from none")
-    translator = services.served("translator")
+    translator = services.served.translator
     assert not worker.running and "Starting the PyTorch process" in translator.first_use(None, Backend.PYTORCH)
     remote = ask(translator, "PyTorch", TEXT, "German", 6, 6)
     assert worker.running and worker.pid != os.getpid()
@@ -36,7 +36,7 @@ def test_the_worker_starts_on_the_first_pytorch_request_and_answers_as_in_proces
 
 
 def test_a_worker_killed_mid_request_gives_a_sentence_and_the_next_request_starts_a_new_one(services):
-    generator, worker = services.served("sd"), services.worker
+    generator, worker = services.served.sd, services.worker
     request = generator.check("a long one", "", 50, 7.5, 1, generator.default)
     stepping, outcome = threading.Event(), {}
 
@@ -56,8 +56,8 @@ def test_a_worker_killed_mid_request_gives_a_sentence_and_the_next_request_start
     assert "stopped during this request" in str(outcome["error"]) and "OpenVINO backend is not affected" in str(
         outcome["error"]
     )
-    assert ask(services.served("sd"), "OpenVINO", "a cat", "", 1, 7.5, 3, generator.default).output.size == (64, 64)
-    again = ask(services.served("sd"), "PyTorch", "a cat", "", 1, 7.5, 3, generator.default)
+    assert ask(services.served.sd, "OpenVINO", "a cat", "", 1, 7.5, 3, generator.default).output.size == (64, 64)
+    again = ask(services.served.sd, "PyTorch", "a cat", "", 1, 7.5, 3, generator.default)
     assert worker.starts == starts + 1 and again.output.size == (64, 64)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from pipelines.protocol import Result, Steps
+from pipelines.core.protocol import Result, Steps
 
 
 class Sleeper:

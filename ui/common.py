@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from pipelines.protocol import BOTH, Backend
-from pipelines.remote import REMOTE
-from pipelines.resolve import ResolvedModel
+from pipelines.core.protocol import BOTH, Backend
+from pipelines.core.resolved import ResolvedModel
+from pipelines.serving.remote import REMOTE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +85,7 @@ def image_input(**kwargs) -> gr.Image:
 
     gradio's own preprocessing opens every upload and converts it (each frame of a GIF
     included) before the handler runs, where no cap of the app applies yet. Handing over
-    the file lets `pipelines.images.load_image` check bytes and header pixels first and
+    the file lets `pipelines.core.images.load_image` check bytes and header pixels first and
     decode only the first frame. The path is gradio's copy in its upload folder (gradio
     refuses any other), never one a client names. (The instance's `preprocess` is replaced
     rather than subclassed: gradio writes a `.pyi` file next to every component subclass.)
@@ -140,7 +140,7 @@ def number_input(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
 
     A value from the API can be anything: text, NaN, ∞, out of range. gradio's own
     conversion answers some of them with its generic error and others with a bare
-    "less than minimum"; the task's check (`pipelines.checks.whole_number`,
+    "less than minimum"; the task's check (`pipelines.core.checks.whole_number`,
     `DiffusionRequest.checked`) answers every one with the allowed range.
     """
     component.preprocess = lambda payload: payload

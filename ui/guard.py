@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from pipelines.checks import MAX_TEXT_CHARS
-from pipelines.images import MAX_UPLOAD_BYTES
-from pipelines.memory import return_freed_memory
+from pipelines.core.checks import MAX_TEXT_CHARS
+from pipelines.core.images import MAX_UPLOAD_BYTES
+from pipelines.core.memory import return_freed_memory
 
 JSON_BYTES_PER_CHAR = 12
 """The most JSON may spend on one character of text: a surrogate pair escaped as two `\\uXXXX`."""

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipelines.protocol import Backend, Task
+from pipelines.core.protocol import Backend, Runner
 
 REPEATS = 5
 _RUNNING = threading.Lock()
@@ -27,7 +27,7 @@ BUSY = "Another measurement is running on this machine right now; try again when
 @dataclass(frozen=True)
 class Workload:
     name: str
-    task: Task
+    task: Runner
     inputs: tuple
 
 
@@ -49,7 +49,7 @@ class Busy(RuntimeError):
     """Raised when a measurement is already running."""
 
 
-def text_workloads(translator: Task | None, classifier: Task | None) -> list[Workload]:
+def text_workloads(translator: Runner | None, classifier: Runner | None) -> list[Workload]:
     """The tabs' text requests, as the benchmark's text workloads run them."""
     found = []
     if classifier is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.diffusion import (
+from pipelines.core.diffusion import (
     DEFAULT_GUIDANCE,
     DEFAULT_STEPS,
     MAX_GUIDANCE,
@@ -34,8 +34,8 @@ from pipelines.diffusion import (
     MIN_GUIDANCE,
     MIN_STEPS,
 )
-from pipelines.protocol import BOTH, CHOICES, Backend, Cancelled, Result, Task, backends, both_timing
-from pipelines.resolve import ResolvedModel
+from pipelines.core.protocol import BOTH, CHOICES, Backend, Cancelled, Result, Runner, backends, both_timing
+from pipelines.core.resolved import ResolvedModel
 
 from .common import latency_line, number_input, session_table, speedups, standin_banner
 
@@ -192,7 +192,7 @@ def connect(
     return event
 
 
-def side_by_side(
+def show_side_by_side(
     event,
     shown: Readout,
     first: gr.components.Component,
@@ -218,7 +218,7 @@ def side_by_side(
     event.success(update, [shown.timing], outputs, api_visibility="private", show_progress="hidden")
 
 
-def _prepare(task: Task, backend: str, inputs: Sequence):
+def _prepare(task: Runner, backend: str, inputs: Sequence):
     chosen = backends(backend)
     request = task.check(*inputs)
     for each in chosen:
@@ -245,7 +245,7 @@ def _outputs(results: list[Result], present: Present, present_both: PresentBoth)
 
 
 def answer(
-    task: Task,
+    task: Runner,
     backend: str,
     inputs: Sequence,
     present: Present = output_and_timing,
@@ -263,7 +263,7 @@ backend so far (`current` sent the newest; `both`: a "Both" request)."""
 
 
 def answer_in_steps(
-    task: Task,
+    task: Runner,
     backend: str,
     inputs: Sequence,
     progress: gr.Progress,

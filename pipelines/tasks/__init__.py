@@ -1,0 +1,1 @@
+"""One file per tab's task, each following `pipelines.core.protocol.Runner`."""
