@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny stand-ins built once per session, offline, in a temporary home."""
+"""Shared fixtures: tiny stand-ins built once per session, offline, in a temporary home.
+
+Tests are in three tiers, one folder and one marker each: `unit` (no model built or compiled),
+`integration` (the tasks on the session's stand-ins), `e2e` (the launched app, as its clients use it).
+`python -m pytest tests/unit` is the quick run; `python -m pytest` runs all three.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,18 @@ def rule_builds() -> str:
     from pipelines.startup import STARTUP_MODELS
 
     return ",".join(f"{s.key}={for_this_cpu(s, detect()).quantization.value}" for s in STARTUP_MODELS)
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Each test marked with its tier: the folder it is in."""
+    for item in items:
+        tier = Path(item.fspath).parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,8 @@ def test_no_public_name_is_defined_twice():
         if path.name == "__main__.py":
             continue
         for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+            public = not getattr(node, "name", "_").startswith("_")
+            if public and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 where.setdefault(node.name, []).append(module_name(path))
     twice = {name: modules for name, modules in where.items() if len(modules) > 1}
     assert not twice, twice

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from pipelines import cpu
 from pipelines.build.export import calibration_format, is_stale_export
+from pipelines.core import cpu
 from pipelines.core.cpu import CpuFeatures, build_for, for_this_cpu, read_flags
 from pipelines.core.folders import write_manifest
 from pipelines.core.registry import (

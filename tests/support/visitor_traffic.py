@@ -2,7 +2,7 @@
 client's: 40 texts of 5 MB (refused by the size guard) and 1000 empty texts (refused by the handler) from 4
 threads, each thread with its own connection. Exits non-zero if any call is not refused with its sentence.
 
-    python tests/visitor_traffic.py http://127.0.0.1:7860/
+    python tests/support/visitor_traffic.py http://127.0.0.1:7860/
 """
 
 from __future__ import annotations

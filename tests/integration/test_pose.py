@@ -14,8 +14,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from pipelines import images
 from pipelines.build.controlnet_export import export_controlnet, fp32_variant
+from pipelines.core import images
 from pipelines.core.diffusion import DiffusionRequest
 from pipelines.core.protocol import Backend, ask
 from pipelines.core.registry import Quantization

@@ -29,18 +29,14 @@ from PIL import Image
 
 from pipelines.core.images import MAX_UPLOAD_BYTES
 from pipelines.core.protocol import ask
+from tests.support.http import call_raw, rss_bytes, upload_raw
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 POSE = REPO / "assets" / "poses" / "standing.png"
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:/[\w.@+~-]+){2,}")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class PeakMemory:
@@ -99,24 +95,6 @@ def gif_bomb(path: Path, side: int = 1024, frames: int = 400) -> Path:
     frame = data[start : pos + 1]
     path.write_bytes(data[:start] + frame * frames + b"\x3b")
     return path
-
-
-def call_raw(url: str, api: str, data: list) -> tuple[str, dict | None]:
-    """POST a request as JSON (NaN and ∞ allowed, as JavaScript clients send them); the final event."""
-    body = json.dumps({"data": data}, allow_nan=True)
-    started = httpx.post(f"{url}gradio_api/call/{api}", content=body, headers={"content-type": "application/json"})
-    started.raise_for_status()
-    stream = httpx.get(f"{url}gradio_api/call/{api}/{started.json()['event_id']}", timeout=120).text
-    events = re.findall(r"event: (\w+)\ndata: (.*)", stream)
-    kind, payload = events[-1]
-    return kind, json.loads(payload)
-
-
-def upload_raw(url: str, path: Path) -> dict:
-    """Upload a file as the browser does; the FileData that refers to it."""
-    response = httpx.post(f"{url}gradio_api/upload", files={"files": (path.name, path.read_bytes())})
-    response.raise_for_status()
-    return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +167,8 @@ def test_uploads_over_the_cap_are_refused_before_they_reach_the_disk(app, tmp_pa
 
 def test_a_path_the_client_did_not_upload_never_reaches_the_filesystem(app, services, monkeypatch):
     opened = []
-    check = services.pose.detection.check
-    monkeypatch.setattr(services.pose.detection, "check", lambda photo: opened.append(photo) or check(photo))
+    check = services.served.pose.detection.check  # the task the tab runs
+    monkeypatch.setattr(services.served.pose.detection, "check", lambda photo: opened.append(photo) or check(photo))
     call_raw(app.local_url, "detect_pose", [upload_raw(app.local_url, POSE), "OpenVINO"])
     assert len(opened) == 1  # an upload does reach the handler
     for path in ("/etc/passwd", str(POSE)):
@@ -287,7 +265,7 @@ def test_messages_and_banners_lose_any_path_a_library_put_in_them(app, api, serv
     def fails(*args):
         raise ValueError("weights at /srv/models/openpose/body.bin are unreadable.")
 
-    monkeypatch.setattr(services.pose.detection, "run", fails)
+    monkeypatch.setattr(services.served.pose.detection, "run", fails)
     with pytest.raises(AppError) as refused:
         api.predict(handle_file(POSE), "OpenVINO", api_name="/detect_pose")
     assert "unreadable" in str(refused.value) and "/srv" not in str(refused.value)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench import chart, cli, report
 from bench.core import Repeats, compare, measure, summary
-from pipelines import cpu
+from pipelines.core import cpu
 from pipelines.core.cpu import CpuFeatures
 
 RESULTS = [

@@ -13,7 +13,7 @@ from pipelines.core.diffusion import PREVIEW_SIDE
 
 # Debian's chromium (what CI installs); else the browser of `playwright install chromium`.
 CHROMIUM = shutil.which("chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 WAIT_MS = 180_000  # generous: the first PyTorch request loads the model
 
 

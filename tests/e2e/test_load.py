@@ -11,7 +11,7 @@ from pathlib import Path
 from gradio_client import Client
 
 CLIENTS, REQUESTS = 8, 20
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 def test_eight_clients_twenty_requests_each(services, serve):

@@ -63,7 +63,7 @@ def test_incomplete_standin_is_rebuilt(settings, tmp_path):
 
 def test_every_offline_model_is_reused_on_the_next_start(services, settings, monkeypatch):
     """A second start must find every stand-in and export complete, and rebuild nothing."""
-    from pipelines import resolve as resolve_module
+    from pipelines.sources import resolve as resolve_module
 
     rebuilt = []
     monkeypatch.setattr(resolve_module, "export", lambda *a, **k: rebuilt.append(a[0].key))

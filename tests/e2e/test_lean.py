@@ -17,7 +17,7 @@ import pytest
 from pipelines.core.registry import SENTIMENT, TRANSLATION, ZERO_SHOT
 from pipelines.models.text import TextTokenizer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEXTS = [
     "The weather is lovely today, so we are going for a walk by the river.",
     "Don't panic: it's only a test, isn't it?",

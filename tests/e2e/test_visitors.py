@@ -20,14 +20,15 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from test_hostile import call_raw, rss_bytes, upload_raw
 
 from pipelines.core.protocol import Backend
 from pipelines.serving.worker import Recipe, TorchWorker, serve
+from tests.support import worker_tasks
+from tests.support.http import call_raw, rss_bytes, upload_raw
 from ui.guard import MAX_REQUEST_BYTES, SESSIONS
 
-TRAFFIC = Path(__file__).resolve().parent / "visitor_traffic.py"
-POSE = Path(__file__).resolve().parent.parent / "assets" / "poses" / "standing.png"
+TRAFFIC = Path(__file__).resolve().parents[1] / "support" / "visitor_traffic.py"
+POSE = Path(__file__).resolve().parents[2] / "assets" / "poses" / "standing.png"
 STEP_S = 0.3
 """What the tests add to every OpenVINO denoising step, so a step costs a known, measurable time."""
 
@@ -96,7 +97,7 @@ def test_the_worker_answers_each_request_by_its_id_and_cancels_only_the_one_aske
     app_end, worker_end = Pipe()
     thread = threading.Thread(target=serve, args=(worker_end, 1), daemon=True)
     thread.start()
-    recipe = Recipe("tests.worker_tasks", "sleeper", (0.05,))
+    recipe = Recipe(worker_tasks.sleeper, (0.05,))
 
     def answer():
         """The next answer, past the worker's signs of life ("loading": importing, building the task)."""
@@ -123,7 +124,7 @@ def test_the_worker_answers_each_request_by_its_id_and_cancels_only_the_one_aske
 
 def test_a_silent_worker_is_killed_after_the_bound_and_the_next_request_gets_a_new_one(settings):
     worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=3.0)
-    recipe = Recipe("tests.worker_tasks", "sleeper", (0.05,))
+    recipe = Recipe(worker_tasks.sleeper, (0.05,))
     try:
         assert worker.run(recipe, 2).output == 2
         first = worker.pid
@@ -158,7 +159,7 @@ def test_a_silent_worker_is_killed_after_the_bound_and_the_next_request_gets_a_n
 
 def test_a_request_waiting_for_a_busy_worker_gives_up_at_the_bound_or_at_once_when_cancelled(settings):
     worker = TorchWorker(threads=1, idle_s=60.0, timeout_s=2.0)
-    recipe = Recipe("tests.worker_tasks", "sleeper", (0.2,))
+    recipe = Recipe(worker_tasks.sleeper, (0.2,))
     try:
         assert worker.run(recipe, 1).output == 1  # started
         busy = threading.Thread(target=lambda: worker.run(recipe, 40))  # 8 s of steps, never silent

@@ -11,14 +11,14 @@ import logging
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub
 
-from pipelines import standins
+from pipelines.build import standins
 from pipelines.core.folders import MANIFEST, PARTIAL_SUFFIX, building, damaged_files, write_manifest
 from pipelines.core.registry import SENTIMENT
 from pipelines.core.resolved import Source
 from pipelines.sources.hub import hub_reachable, hub_snapshot
 from pipelines.sources.resolve import resolve, standin_weights
+from tests.support.fake_hub import FakeHub
 
 
 @pytest.fixture

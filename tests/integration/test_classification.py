@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines import classification
 from pipelines.core.protocol import Backend, ask
 from pipelines.core.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
 from pipelines.models.text import TextTokenizer
+from pipelines.tasks import classification
 from pipelines.tasks.classification import Classifier, parse_labels
 
 TEXT = "I absolutely loved this film; the cast is wonderful."

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from pipelines import hub as hub_module
-from pipelines import resolve as resolve_module
-from pipelines import standins
+from pipelines.build import standins
 from pipelines.core.registry import SENTIMENT, ZERO_SHOT
 from pipelines.core.resolved import Source
+from pipelines.sources import hub as hub_module
+from pipelines.sources import resolve as resolve_module
 from pipelines.sources.hub import hub_reachable
 from pipelines.sources.resolve import resolve
 

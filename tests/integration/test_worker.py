@@ -14,7 +14,7 @@ from PIL import Image
 from pipelines.core.protocol import Backend, ask
 from pipelines.core.registry import TRANSLATION
 from pipelines.serving.worker import Recipe, TorchWorker, WorkerStopped
-from pipelines.startup import torch_translator
+from pipelines.startup import torch_pose, torch_translator
 
 TEXT = "Where is the nearest train station?"
 
@@ -63,7 +63,7 @@ def test_a_worker_killed_mid_request_gives_a_sentence_and_the_next_request_start
 
 def test_an_idle_worker_exits_and_frees_its_memory(settings, services):
     worker = TorchWorker(threads=1, idle_s=1.0)
-    recipe = Recipe("pipelines.startup", "torch_translator", (settings, TRANSLATION))
+    recipe = Recipe(torch_translator, (settings, TRANSLATION))
     translator = services.translator
     result = worker.run(recipe, translator.check(TEXT, "German", 2), None, None)
     assert result.timing["backend"] == "PyTorch" and worker.running
@@ -76,12 +76,12 @@ def test_an_idle_worker_exits_and_frees_its_memory(settings, services):
 def test_a_refused_request_is_a_value_error_and_the_worker_keeps_serving(settings, services):
     worker = TorchWorker(threads=1, idle_s=60.0)
     try:
-        recipe = Recipe("pipelines.startup", "torch_pose", (settings, services.pose.spec), "detection")
+        recipe = Recipe(torch_pose, (settings, services.pose.spec), "detection")
         blank = services.pose.detection.check(Image.new("RGB", (90, 60), (128, 128, 128)))
         with pytest.raises(ValueError, match="No person was found"):
             worker.run(recipe, blank, None, None)
         assert worker.running
-        translator = Recipe("pipelines.startup", "torch_translator", (settings, TRANSLATION))
+        translator = Recipe(torch_translator, (settings, TRANSLATION))
         assert worker.run(translator, services.translator.check(TEXT, "German", 2)).timing["new_tokens"] <= 2
     finally:
         worker.stop()
