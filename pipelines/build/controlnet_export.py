@@ -250,12 +250,17 @@ def convert_parts(
     }
 
 
+def _copy_unquantized(ir_dir: Path, partial: Path) -> None:
+    """Every file of an IR folder but its manifest and the parts a build quantizes (the UNet, the ControlNet)."""
+    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
+    shutil.copytree(ir_dir, partial, ignore=skip, dirs_exist_ok=True)
+
+
 def fp32_variant(ir_dir: Path, source: Path, out_dir: Path) -> Path:
     """An FP32 copy of a weight-compressed IR folder: only the UNet and the ControlNet are
     compressed, so those two are converted again and the rest is copied."""
-    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
     with building(out_dir) as partial:
-        shutil.copytree(ir_dir, partial, ignore=skip, dirs_exist_ok=True)
+        _copy_unquantized(ir_dir, partial)
         convert_parts(source, partial, QUANTIZED_PARTS)
         manifest = {k: v for k, v in read_manifest(ir_dir).items() if k not in ("tome_ratio", "calibration")}
         write_manifest(partial, {**manifest, "quantization": Quantization.NONE.value})
@@ -267,8 +272,7 @@ def _compress_parts(fp32_dir: Path, partial: Path) -> None:
     import nncf
     import openvino as ov
 
-    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
-    shutil.copytree(fp32_dir, partial, ignore=skip, dirs_exist_ok=True)
+    _copy_unquantized(fp32_dir, partial)
     core = ov.Core()
     for part in QUANTIZED_PARTS:
         logger.info("compressing the %s weights to INT8 (NNCF)", part)
@@ -370,8 +374,7 @@ def _quantize_parts(spec: ModelSpec, fp32_dir: Path, partial: Path, shapes: dict
 
     from pipelines.build.convert import _quantize_unet
 
-    skip = shutil.ignore_patterns(MANIFEST, *(PART_FILES[p][:-4] + ".*" for p in QUANTIZED_PARTS))
-    shutil.copytree(fp32_dir, partial, ignore=skip, dirs_exist_ok=True)
+    _copy_unquantized(fp32_dir, partial)
     samples = calibration_samples(spec, fp32_dir, shapes, prompts, steps)
     core = ov.Core()
     for part in QUANTIZED_PARTS:

@@ -47,16 +47,14 @@ def missing_ir_files(path: Path) -> list[str]:
 def weights_format(spec: ModelSpec, quantization: Quantization | None = None) -> str | None:
     """The weight format `export()` writes for `spec`, when it records one (text models, weight-only INT8)."""
     quantization = spec.quantization if quantization is None else quantization
-    text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
-    return INT8_WEIGHTS_FORMAT if text_task and quantization is Quantization.INT8_WEIGHTS else None
+    return INT8_WEIGHTS_FORMAT if spec.task.is_text and quantization is Quantization.INT8_WEIGHTS else None
 
 
 def calibration_format(spec: ModelSpec) -> str | None:
     """How `export()` calibrates `spec`'s full INT8 text build (recorded in its manifest); None otherwise."""
-    text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
-    if not text_task or spec.quantization is not Quantization.INT8:
+    if not spec.task.is_text or spec.quantization is not Quantization.INT8:
         return None
-    return f"padded to {spec.static_shape[1]}" if spec.static_shape else "each text at its own length"
+    return "each text at its own length"
 
 
 def is_stale_export(path: Path, spec: ModelSpec) -> bool:
@@ -83,17 +81,15 @@ def is_complete_ir_folder(path: Path, spec: ModelSpec | None = None) -> bool:
     )
 
 
-def _quantize_activations(ov_model, tokenizer, seq_len: int | None):
-    """Full INT8 (weights and activations) with NNCF, calibrated on bundled sentences: padded to
-    `seq_len` for a static shape, else at their own lengths, as the app runs them."""
+def _quantize_activations(ov_model, tokenizer):
+    """Full INT8 (weights and activations) with NNCF, calibrated on bundled sentences at their own lengths,
+    as the app runs them."""
     import nncf
 
     texts = [t for t in CALIBRATION_TEXTS.read_text().splitlines() if t.strip()]
     names = {i.get_any_name() for i in ov_model.inputs}
-    padding = {"padding": "max_length", "max_length": seq_len} if seq_len else {}
-
     def sample(text: str) -> dict:
-        enc = tokenizer(text, truncation=True, return_tensors="np", **padding)
+        enc = tokenizer(text, truncation=True, return_tensors="np")
         return {k: v for k, v in enc.items() if k in names}
 
     return nncf.quantize(
@@ -132,7 +128,7 @@ def export(spec: ModelSpec, source: str | Path, out_dir: Path, quantization: Qua
         quantization_config=OVWeightQuantizationConfig(bits=8, sym=True) if weights == INT8_WEIGHTS_FORMAT else None,
     )
     if quantization is Quantization.INT8:
-        model.model = _quantize_activations(model.model, tokenizer, spec.static_shape and spec.static_shape[1])
+        model.model = _quantize_activations(model.model, tokenizer)
     with building(out_dir) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)

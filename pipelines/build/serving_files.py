@@ -23,7 +23,7 @@ SD_OV_TOKENIZER = "tokenizer/openvino_tokenizer.xml"
 
 def serving_files(task: Task) -> tuple[str, ...]:
     """The files a `task` model's folder needs to be served without torch (relative paths)."""
-    if task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING):
+    if task.is_text:
         return (TEXT_TOKENIZER,)
     if task is Task.TEXT_TO_IMAGE:
         return (SD_TOKENIZER, SD_OV_TOKENIZER, SD_OV_TOKENIZER.replace(".xml", ".bin"))

@@ -243,11 +243,7 @@ def build_sd_pipeline(config: str, out_dir: Path) -> None:
         text_encoder=CLIPTextModel(text_config),
         tokenizer=tokenizer,
         unet=UNet2DConditionModel(**layout["unet"]),
-        # The scheduler of stable-diffusion-v1-5.
-        scheduler=PNDMScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-            skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False,
-        ),
+        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -264,8 +260,8 @@ def build_sd(size: StandinSize, out_dir: Path) -> None:
     build_sd_pipeline({"full": "sd15", "small": "small", "tiny": "tiny"}[size], out_dir)
 
 
-# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM); the pipelines build
-# UniPC from it, as diffusers' ControlNet docs do.
+# stable-diffusion-v1-5's scheduler/scheduler_config.json (PNDM), every SD stand-in's; the ControlNet
+# pipelines build UniPC from it, as diffusers' ControlNet docs do.
 SD15_SCHEDULER = dict(
     beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
     set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False,

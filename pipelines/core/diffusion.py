@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipelines.core.checks import check_unicode, printable, real_number, whole_number
+from pipelines.core.protocol import Timing
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -52,6 +53,24 @@ def native_size(folder: str | Path) -> tuple[int, int]:
         return 512, 512
     side = int(json.loads(unet.read_text())["sample_size"]) * vae_scale_factor(json.loads(vae.read_text()))
     return side, side
+
+
+@dataclass(kw_only=True)
+class DiffusionTiming(Timing):
+    """An image generation's timing dict (both image tabs): `Timing`'s fields and these."""
+
+    step_ms: float
+    """The median denoising step, ms."""
+    steps: int
+    """Denoising steps run."""
+    seed: int
+    """The seed the initial latents were drawn from (the same on both backends)."""
+    guidance_scale: float
+    """Classifier-free guidance scale."""
+    scheduler: str
+    """The scheduler's class name."""
+    truncated: bool
+    """Whether CLIP cut the prompt (or the negative prompt) to 77 tokens."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -108,9 +108,53 @@ def holding(lock: threading.Lock, cancel: CancelToken | None, total: int = 0) ->
         lock.release()
 
 
+OMITTED_WHEN_NONE = {"omitted_when_none": True}
+"""A `Timing` field's metadata: the key is left out of the dict when the value is None (not asked, not had)."""
+
+
+@dataclass(kw_only=True)
+class Timing:
+    """One request on one backend, as every endpoint returns it (`to_dict()`; a "Both" request returns
+    `both_timing` of two). The keys are the API's contract; each task adds its own fields in a subclass
+    next to it (`pipelines.tasks`), and `serving.backends.BackendPair.timing` fills in these."""
+
+    backend: str
+    """ "OpenVINO", "PyTorch", or "OpenVINO (remote)" when a model server ran it."""
+    precision: str
+    """The build that ran: "OpenVINO INT8", "PyTorch fp32", … (with " (remote)" on a model server)."""
+    latency_ms: float
+    """The request on its backend, in ms: the region each task's `run_here` times (its docstring says)."""
+    memory_mb: float | None
+    """What the model added to its process's resident memory on this backend, MB; None when unknown or remote."""
+    model: str
+    """The model's title."""
+    model_source: str
+    """Where the model came from (`core.resolved.Source`): the Hub's IR, a local folder, a stand-in, …"""
+    standin: bool
+    """A stand-in with random weights: its outputs mean nothing, its latency is real."""
+    build: str | None
+    """Why this OpenVINO build runs on this CPU (measured or the rule); None on PyTorch and on a model server."""
+    remote: dict[str, Any] = field(default_factory=dict)
+    """On a model server, its accounting, as keys of their own (`serving.remote.ModelServer.finish`):
+    `remote_calls`, `round_trip_ms`, `server_ms` (None when the server's metrics cannot tell), maybe
+    `server_ms_note`; or `remote_error` and `remote_wait_ms` when the local model answered instead."""
+    task: str
+    """What ran: "translate", "sentiment", "zero-shot", "text-to-image", "detect" or "generate"."""
+
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for each in fields(self):
+            value = getattr(self, each.name)
+            if each.name == "remote":
+                found.update(value)
+            elif value is not None or not each.metadata.get("omitted_when_none"):
+                found[each.name] = value
+        return found
+
+
 @dataclass(frozen=True)
 class Result:
-    """A task's output (text, scores, an image) and the timing dict every endpoint returns."""
+    """A task's output (text, scores, an image) and the timing dict every endpoint returns (`Timing.to_dict()`)."""
 
     output: Any
     timing: dict

@@ -17,6 +17,11 @@ class Task(str, Enum):
     TEXT_TO_IMAGE = "text-to-image"
     CONTROLNET_POSE = "controlnet-openpose"
 
+    @property
+    def is_text(self) -> bool:
+        """A transformers text model (tokenizer.json, one IR), not an image pipeline."""
+        return self in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
+
 
 class Quantization(str, Enum):
     NONE = "fp32"

@@ -97,10 +97,6 @@ class OVEncoder(CompiledIR):
         self.model = self._core.read_model(self.folder / "openvino_model.xml")
         self._request = None
 
-    def reshape(self, *shape: int) -> None:
-        """Every input to `shape` (batch, sequence length)."""
-        self.model.reshape({port.get_any_name(): list(shape) for port in self.model.inputs})
-
     @property
     def input_names(self) -> set[str]:
         self.compile()

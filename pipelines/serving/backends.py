@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from pipelines.core.memory import Growth
-from pipelines.core.protocol import Backend
+from pipelines.core.protocol import Backend, Timing
 from pipelines.core.registry import Task, torch_model_class
 from pipelines.core.resolved import ResolvedModel
 from pipelines.models.text import TextTokenizer, TorchEncoder, TorchSeq2Seq, input_limit, read_json, serving_class
@@ -133,27 +133,27 @@ class BackendPair(Generic[OV, T]):
         """What this model added to its process's resident memory on `backend`; None if unknown."""
         return self._ov_memory() if backend is Backend.OPENVINO else self.baseline.memory_mb
 
-    def timing(self, backend: Backend, latency_ms: float, **extra) -> dict:
-        """The timing dict every endpoint returns: these fields, then the task's own. On the model server:
-        `backend` "OpenVINO (remote)", `server_ms` and `round_trip_ms` (see `remote`); or `remote_error`
-        when the local model answered instead (its latency then leaves out the time spent waiting for the
-        server, `remote_wait_ms`). A run on the server has no memory or build figure: both are the server's."""
+    def timing(self, backend: Backend, latency_ms: float, record: type[Timing], **task_fields) -> dict:
+        """The timing dict of a request on this model: a `record` (the task's `Timing`) of `task_fields` and the
+        fields every run has. On the model server: `backend` "OpenVINO (remote)" and the server's accounting;
+        or, when the local model answered instead, `remote_error`, and a latency that leaves out the time spent
+        waiting for the server. A run on the server has no memory or build figure: both are the server's."""
         remote = self.server.finish() if backend is Backend.OPENVINO and self.server is not None else {}
         local = not remote or "remote_error" in remote
         ran_remote = bool(remote) and "remote_error" not in remote
         latency_ms = max(0.0, latency_ms - remote.get("remote_wait_ms", 0.0))
-        return {
-            "backend": REMOTE if ran_remote else backend.value,
-            "precision": self.label(backend) + (" (remote)" if ran_remote else ""),
-            "latency_ms": round(latency_ms, 3),
-            "memory_mb": None if ran_remote else self.memory_mb(backend),
-            "model": self.spec.title,
-            "model_source": self.resolved.source.value,
-            "standin": self.resolved.is_standin,
-            "build": self.build_reason if backend is Backend.OPENVINO and local and self.build_reason else None,
-            **remote,
-            **extra,
-        }
+        return record(
+            backend=REMOTE if ran_remote else backend.value,
+            precision=self.label(backend) + (" (remote)" if ran_remote else ""),
+            latency_ms=round(latency_ms, 3),
+            memory_mb=None if ran_remote else self.memory_mb(backend),
+            model=self.spec.title,
+            model_source=self.resolved.source.value,
+            standin=self.resolved.is_standin,
+            build=self.build_reason if backend is Backend.OPENVINO and local and self.build_reason else None,
+            remote=remote,
+            **task_fields,
+        ).to_dict()
 
 
 def _modules(value, seen: set[int], depth: int = 0):
@@ -202,10 +202,8 @@ class DualModel(BackendPair):
         super().__init__(resolved, ov, baseline, self._load_torch, ov_memory=lambda: runtime.memory_mb(spec.key))
         self.config = read_json(Path(resolved.ir_dir) / "config.json")
         """The model's `config.json` (labels, special token ids), the same for both backends."""
-        if spec.static_shape:  # padded to the static length, on both backends
-            self.tokenizer = TextTokenizer(resolved.ir_dir, spec.static_shape[1], pad=True)
-        else:  # each text at its own length, up to what the model takes
-            self.tokenizer = TextTokenizer(resolved.ir_dir, input_limit(spec, self.config))
+        # Each text at its own length, up to what the model takes, on both backends.
+        self.tokenizer = TextTokenizer(resolved.ir_dir, input_limit(spec, self.config))
 
     def serve_on(self, server: ModelServer) -> None:
         """Run this model's OpenVINO inference on `server` (the repository `python -m pipelines.scale_out` wrote)."""
@@ -215,18 +213,12 @@ class DualModel(BackendPair):
 
     @staticmethod
     def _load_ov(resolved: ResolvedModel, runtime: Runtime):
-        def load():
-            model = serving_class(resolved.spec.task).from_pretrained(
-                resolved.ir_dir,
-                device=runtime.settings.device,
-                ov_config=runtime.ov_config(resolved.spec.precision_hint),
-                compile=False,
-            )
-            if resolved.spec.static_shape:
-                model.reshape(*resolved.spec.static_shape)
-            return model
-
-        return load
+        return lambda: serving_class(resolved.spec.task).from_pretrained(
+            resolved.ir_dir,
+            device=runtime.settings.device,
+            ov_config=runtime.ov_config(resolved.spec.precision_hint),
+            compile=False,
+        )
 
     def _load_torch(self):
         import torch

@@ -139,10 +139,9 @@ def standin_weights(spec: ModelSpec, settings: Settings) -> Path:
 
 def _standin_detail(spec: ModelSpec, settings: Settings) -> str:
     """What the stand-in is, for the banner: whether its latencies are those of the real model."""
-    text_task = spec.task in (Task.TRANSLATION, Task.SENTIMENT, Task.EMBEDDING)
     if settings.standin_size == "tiny":
         return "tiny test layout"
-    if settings.standin_size == "full" or text_task:
+    if settings.standin_size == "full" or spec.task.is_text:
         return "real architecture and size"
     return "reduced layout: narrower than the real model, so faster; --standin-size full for the real size"
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipelines.core.checks import check_text, check_unicode, quoted
-from pipelines.core.protocol import Backend, Result, TwoBackends
+from pipelines.core.protocol import OMITTED_WHEN_NONE, Backend, Result, Timing, TwoBackends
 from pipelines.serving.backends import DualModel
 
 SIMILARITY_SCALE = 20.0
@@ -73,6 +73,20 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+@dataclass(kw_only=True)
+class ClassificationTiming(Timing):
+    """A classification's timing dict: `Timing`'s fields and these."""
+
+    tokens: int
+    """Tokens of the text (cut to the model's input limit)."""
+    truncated: bool
+    """Whether the text was cut to the input limit."""
+    labels: int | None = field(default=None, metadata=OMITTED_WHEN_NONE)
+    """Zero-shot only: how many labels were scored."""
+    labels_cached: int | None = field(default=None, metadata=OMITTED_WHEN_NONE)
+    """Zero-shot only: how many label embeddings came from the cache (the rest were embedded in one batch)."""
+
+
 class Classifier(TwoBackends):
     """The Classification tab's task (see `protocol`). No labels: sentiment. Two or more: zero-shot."""
 
@@ -116,9 +130,8 @@ class Classifier(TwoBackends):
         names = request.labels or tuple(self.sentiment.config["id2label"][str(i)] for i in range(len(scores)))
         output = {name: float(p) for name, p in zip(names, scores, strict=True)}
         tokens = int(inputs["input_ids"].shape[-1])
-        return Result(
-            output, dual.timing(backend, latency_ms, task=request.mode, tokens=tokens, truncated=truncated, **extra)
-        )
+        fields = {"task": request.mode, "tokens": tokens, "truncated": truncated, **extra}
+        return Result(output, dual.timing(backend, latency_ms, ClassificationTiming, **fields))
 
     def _label_embeddings(self, model, backend: Backend, labels: tuple[str, ...]) -> tuple[np.ndarray, int]:
         """One embedding per label (rows in `labels`' order) and how many came from the cache; the others

@@ -24,6 +24,7 @@ from PIL import Image
 from pipelines.core.diffusion import (
     CLIP_MAX_TOKENS,
     DiffusionRequest,
+    DiffusionTiming,
     StepTimer,
     latent_preview,
     make_scheduler,
@@ -39,6 +40,7 @@ from pipelines.core.protocol import (
     Result,
     StepCallback,
     Steps,
+    Timing,
     TwoBackends,
     holding,
 )
@@ -64,6 +66,24 @@ class PoseRequest:
 
     pose: Letterbox
     diffusion: DiffusionRequest
+
+
+@dataclass(kw_only=True)
+class DetectionTiming(Timing):
+    """A pose detection's timing dict: `Timing`'s fields and these."""
+
+    resolution: int
+    """The side of the square the pose tab works at (its ControlNet build's)."""
+    people: int
+    """People whose skeleton was found."""
+
+
+@dataclass(kw_only=True)
+class GenerationTiming(DiffusionTiming):
+    """A pose generation's timing dict: `DiffusionTiming`'s fields and this."""
+
+    resolution: int
+    """The side of the square image generated (the pose image is padded to it, then the result cropped)."""
 
 
 class PoseRunner:
@@ -166,8 +186,8 @@ class PoseRunner:
             )
         return pair.first_use(backend)
 
-    def timing(self, pair: BackendPair, backend: Backend, task: str, latency_ms: float, **extra) -> dict:
-        return pair.timing(backend, latency_ms, task=task, resolution=self.resolution, **extra)
+    def timing(self, pair: BackendPair, backend: Backend, record: type[Timing], latency_ms: float, **fields) -> dict:
+        return pair.timing(backend, latency_ms, record, resolution=self.resolution, **fields)
 
 
 class PoseDetection(TwoBackends):
@@ -190,7 +210,9 @@ class PoseDetection(TwoBackends):
         detector = pair.model(backend)
         with pair.lock:
             detection = detector(request.photo)
-        timing = self.runner.timing(pair, backend, "detect", detection.latency_ms, people=len(detection.people))
+        timing = self.runner.timing(
+            pair, backend, DetectionTiming, detection.latency_ms, task="detect", people=len(detection.people)
+        )
         return Result(detection.image, timing)
 
 
@@ -240,8 +262,9 @@ class PoseGeneration(TwoBackends):
         timing = runner.timing(
             pair,
             backend,
-            "generate",
+            GenerationTiming,
             out.latency_ms,
+            task="generate",
             step_ms=round(out.step_ms, 3),
             steps=out.steps,
             seed=out.seed,

@@ -31,6 +31,7 @@ from pipelines.core.diffusion import (
     CLIP_MAX_TOKENS,
     DEFAULT_GUIDANCE,
     DiffusionRequest,
+    DiffusionTiming,
     StepTimer,
     latent_preview,
     make_scheduler,
@@ -86,6 +87,20 @@ def load_torch_sd(resolved: ResolvedModel):
         ) from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@dataclass(kw_only=True)
+class ImageTiming(DiffusionTiming):
+    """The SD tab's timing dict: `DiffusionTiming`'s fields and these."""
+
+    variant: str
+    """The OpenVINO variant asked for (its PyTorch baseline is the one checkpoint they share)."""
+    guidance: str
+    """ "classifier-free", or "off (guidance scale <= 1)": the UNet then runs once a step, not twice."""
+    size: str
+    """The image's size, "WIDTHxHEIGHT"."""
+    pytorch_from: str
+    """Where the PyTorch baseline comes from (a Hub repo id, or a neutral label)."""
 
 
 class SDVariant(BackendPair):
@@ -305,6 +320,7 @@ class SDRunner(TwoBackends):
         timing = variant.timing(
             backend,
             latency_ms,
+            ImageTiming,
             variant=variant.variant,
             step_ms=round(timer.step_ms, 1),
             steps=asked.steps,

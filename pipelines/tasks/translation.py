@@ -7,10 +7,10 @@ Tokenizer (`TextTokenizer`) + greedy `generate()` on numpy arrays, on either bac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipelines.core.checks import check_text, quoted, whole_number
-from pipelines.core.protocol import Backend, Cancelled, Result, TwoBackends, holding
+from pipelines.core.protocol import Backend, Cancelled, Result, Timing, TwoBackends, holding
 from pipelines.serving.backends import DualModel
 
 # T5's own task prefixes, from its pre-training mixture.
@@ -33,6 +33,24 @@ class TranslationRequest:
     target_language: str
     max_new_tokens: int
     min_new_tokens: int = 0
+
+
+@dataclass(kw_only=True)
+class TranslationTiming(Timing):
+    """A translation's timing dict: `Timing`'s fields and these."""
+
+    input_tokens: int
+    """Tokens of the prompt (the language prefix and the text, cut to the model's input limit)."""
+    new_tokens: int
+    """Tokens generated (the decoder start token not counted)."""
+    truncated: bool
+    """Whether the text was cut to the input limit."""
+    tokens_per_s: float = field(init=False)
+    """`new_tokens` over the latency as reported (0.0 for none)."""
+
+    def __post_init__(self) -> None:
+        seconds = self.latency_ms / 1000
+        self.tokens_per_s = round(self.new_tokens / seconds, 1) if self.new_tokens and seconds > 0 else 0.0
 
 
 class Translator(TwoBackends):
@@ -95,12 +113,10 @@ class Translator(TwoBackends):
         timing = self.model.timing(
             backend,
             latency_ms,
+            TranslationTiming,
             task="translate",
             input_tokens=int(inputs["input_ids"].shape[-1]),
             new_tokens=new_tokens,
-            tokens_per_s=0.0,
             truncated=truncated,
         )
-        if new_tokens and timing["latency_ms"] > 0:  # the latency as reported (see `BackendPair.timing`)
-            timing["tokens_per_s"] = round(new_tokens / (timing["latency_ms"] / 1000), 1)
         return Result(translated, timing)
