@@ -9,7 +9,7 @@ from pipelines.core.protocol import Backend, ask
 from pipelines.core.registry import PRECISION_LABELS, SENTIMENT, ZERO_SHOT, Quantization
 from pipelines.models.text import TextTokenizer
 from pipelines.tasks import classification
-from pipelines.tasks.classification import Classifier, parse_labels
+from pipelines.tasks.classification import Classifier
 
 TEXT = "I absolutely loved this film; the cast is wonderful."
 # FP32 IR vs PyTorch fp32 under the f32 hint: probabilities agree to float rounding.
@@ -139,11 +139,6 @@ def test_zero_shot_real_minilm_picks_the_obvious_label(services, backend, text, 
 def test_long_text_is_truncated_and_says_so(services):
     result = ask(services.classifier, "OpenVINO", "wonderful " * 600, "")
     assert result.timing["truncated"] is True
-
-
-def test_parse_labels():
-    assert parse_labels("", 10) == [] and parse_labels(None, 10) == [] and parse_labels([], 10) == []
-    assert parse_labels(" sports ,cooking", 10) == ["sports", "cooking"]
 
 
 @pytest.mark.parametrize(

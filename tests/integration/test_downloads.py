@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.build import standins
-from pipelines.core.folders import MANIFEST, PARTIAL_SUFFIX, building, damaged_files, write_manifest
+from pipelines.core.folders import PARTIAL_SUFFIX, damaged_files
 from pipelines.core.registry import SENTIMENT
 from pipelines.core.resolved import Source
 from pipelines.sources.hub import hub_reachable, hub_snapshot
@@ -159,17 +159,3 @@ def test_a_damaged_build_is_found_by_its_manifest_and_rebuilt(settings, tmp_path
     assert (again.ir_dir / "openvino_model.bin").stat().st_size > 64
     assert (weights / "model.safetensors").stat().st_size > 64
     assert sum("is incomplete" in r.message for r in caplog.records) >= 2
-
-
-def test_building_writes_nothing_final_until_the_block_ends(tmp_path):
-    out = tmp_path / "out"
-    with building(out) as partial:
-        (partial / "a.txt").write_text("a")
-        write_manifest(partial, {"what": "test"})
-        assert not out.exists()
-    assert (out / "a.txt").read_text() == "a" and (out / MANIFEST).is_file()
-    with pytest.raises(RuntimeError), building(out) as partial:
-        (partial / "b.txt").write_text("b")
-        raise RuntimeError("interrupted")
-    assert (out / "a.txt").is_file() and not (out / "b.txt").exists()  # the earlier build stays
-    assert not list(tmp_path.glob("*" + PARTIAL_SUFFIX))

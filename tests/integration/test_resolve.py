@@ -87,20 +87,6 @@ def test_hub_pytorch_repo_is_exported_once(services, settings, tmp_path, monkeyp
     assert downloads == [SENTIMENT.torch_repo] and len(exports) == 1
 
 
-def test_baseline_label_never_shows_a_server_path(tmp_path):
-    from pipelines.core.registry import SD_TOME_INT8
-    from pipelines.core.resolved import ResolvedModel, Source
-
-    folder = tmp_path / "models" / "pytorch"
-    hub = ResolvedModel(SD_TOME_INT8, tmp_path, SD_TOME_INT8.torch_repo, Source.HUB_IR)
-    standin = ResolvedModel(SD_TOME_INT8, tmp_path, str(folder), Source.STANDIN)
-    local = ResolvedModel(SD_TOME_INT8, tmp_path, str(folder), Source.LOCAL)
-    assert hub.baseline_label == SD_TOME_INT8.torch_repo
-    assert standin.baseline_label == "local stand-in (random weights)"
-    assert local.baseline_label == "local folder"
-    assert all(str(tmp_path) not in r.baseline_label for r in (standin, local))
-
-
 def test_a_local_folder_without_the_serving_files_is_served_from_a_linked_copy(services, settings, tmp_path):
     """A folder the app does not own gets no file written into it (nor through a link): the missing
     tokenizer.json goes into a copy of links under home/serving/."""

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 
 from pipelines.core.registry import SENTIMENT
-from pipelines.core.settings import Settings
 from pipelines.serving.backends import DualModel
 from pipelines.serving.runtime import Runtime
 
@@ -45,30 +44,6 @@ def test_text_models_take_any_length(services):
     assert all(i.get_partial_shape()[1].is_dynamic for i in inputs)
 
 
-def test_ov_config_and_devices(settings):
-    runtime = Runtime(settings)
-    config = runtime.ov_config()
-    assert config["PERFORMANCE_HINT"] == "LATENCY"
-    assert config["INFERENCE_PRECISION_HINT"] == "f32" and config["KV_CACHE_PRECISION"] == "f32"
-    assert "CPU" in runtime.devices()
-
-
-def test_settings_from_env(tmp_path):
-    env = {
-        "OVDEMO_MODELS": str(tmp_path),
-        "OVDEMO_CACHE_DIR": "",
-        "OVDEMO_PRECISION": "bf16",
-        "OVDEMO_THREADS": "1",
-        "OVDEMO_STANDIN_SIZE": "tiny",
-    }
-    s = Settings.from_env(env, device="CPU")
-    assert s.models_dir == tmp_path and s.cache_dir is None and s.precision == "bf16"
-    assert s.threads == 1 and s.standin_size == "tiny"
-    assert Settings.from_env({}, cache_dir="", home=str(tmp_path)).cache_dir is None
-    with pytest.raises(ValueError, match="standin_size"):
-        Settings.from_env({"OVDEMO_STANDIN_SIZE": "huge"})
-
-
 def _blobs(cache):
     return {(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in cache.iterdir() if p.suffix == ".blob"}
 
@@ -100,16 +75,3 @@ def test_a_compile_records_its_time_and_the_memory_it_added(settings):
     assert runtime.records["good"].memory_mb >= 0 and runtime.memory_mb("good") == runtime.records["good"].memory_mb
     assert runtime.memory_mb("good", "never compiled") is None
     assert Runtime(settings, openvino=False).compile("x", lambda: 1 / 0, done.append) is None  # the worker's
-
-
-def test_controlnet_ov_repo_setting(settings):
-    from pipelines.core.registry import CONTROLNET_POSE
-    from pipelines.sources.resolve import ov_repo
-
-    assert ov_repo(CONTROLNET_POSE, settings) == CONTROLNET_POSE.ov_repo
-    custom = Settings.from_env({"OVDEMO_CONTROLNET_OV_REPO": "someone/pose-ov"})
-    assert custom.controlnet_ov_repo == "someone/pose-ov"
-    assert ov_repo(CONTROLNET_POSE, custom) == "someone/pose-ov"
-    assert ov_repo(SENTIMENT, custom) == SENTIMENT.ov_repo
-    with pytest.raises(ValueError, match="'not a repo'"):
-        Settings.from_env({"OVDEMO_CONTROLNET_OV_REPO": "not a repo"})

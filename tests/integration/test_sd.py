@@ -162,13 +162,6 @@ def test_convert_command_yields_a_loadable_ir_folder_and_int8_is_smaller(sd, tmp
     assert convert.folder_bytes(sd.default_variant.resolved.ir_dir) < convert.folder_bytes(out)
 
 
-def test_convert_rejects_bad_options(tmp_path):
-    with pytest.raises(ValueError, match="ratio"):
-        convert.SDConversion(tome_ratio=0.9).check()
-    with pytest.raises(SystemExit):
-        build_cli.main(["sd", str(tmp_path / "out")])  # neither SOURCE nor --standin
-
-
 def test_a_variant_that_fails_to_load_reports_and_the_runner_keeps_serving(sd, monkeypatch):
     def broken(spec, settings):
         raise OSError("disk full")

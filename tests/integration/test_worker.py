@@ -90,3 +90,21 @@ def test_a_refused_request_is_a_value_error_and_the_worker_keeps_serving(setting
 def test_the_worker_side_builder_has_no_openvino_side(settings):
     translator = torch_translator(settings, TRANSLATION)
     assert translator.model.ov is None and not translator.model.torch_loaded
+
+
+def test_a_pytorch_image_request_compiles_nothing_in_the_app_process(services):
+    """The variant a PyTorch request names is resolved here first (built, if it must be, so the worker finds
+    it) and not compiled: only an OpenVINO request compiles a variant."""
+    from pipelines.core.registry import SD_VARIANTS
+    from pipelines.sources.prepare import resolve_apart
+    from pipelines.startup import sd_served
+    from pipelines.tasks.sd import SDRunner
+
+    runner = SDRunner(SD_VARIANTS, services.runtime, resolver=resolve_apart)  # the default variant compiled
+    served = sd_served(runner, services)
+    other = next(v for v in served.variant_names if v != served.default)
+    result = ask(served, "PyTorch", "a cat", "", 1, 7.5, 3, other)
+    assert result.timing["backend"] == "PyTorch" and result.output.size == (64, 64)
+    assert not runner.is_loaded(other) and not served.is_loaded(other)
+    assert ask(served, "OpenVINO", "a cat", "", 1, 7.5, 3, other).timing["variant"] == other
+    assert runner.is_loaded(other)  # the twin and the runner share their variants
