@@ -13,34 +13,24 @@ import json
 import time
 from pathlib import Path
 
-from .core import (
-    Config,
-    Repeats,
-    autocast,
-    bench_runtime,
-    bench_settings,
-    measure,
-    row,
-    save_output,
-    weights_mib,
-)
+from . import core
 
 PROMPT = "a cute yellow cartoon creature with big ears and red cheeks"
 SEED = 0
 GUIDANCE = 7.5
 
 
-def spec_for(config: Config):
+def spec_for(config: core.Config):
     from pipelines.core.registry import SD_FP32, SD_INT8, SD_TOME_INT8
 
     return {"fp32": SD_FP32, "int8": SD_INT8, "tome-int8": SD_TOME_INT8}[config.build]
 
 
-def prepare(config: Config, threads: int, standin_size: str, home) -> None:
+def prepare(config: core.Config, threads: int, standin_size: str, home) -> None:
     """Build (convert, quantize) `config`'s variant before anything is timed."""
     from pipelines.sources.resolve import resolve
 
-    resolve(spec_for(config), bench_settings(config, threads, standin_size, home))
+    resolve(spec_for(config), core.bench_settings(config, threads, standin_size, home))
 
 
 def _torch_pipeline(resolved, threads: int):
@@ -61,7 +51,14 @@ def _torch_pipeline(resolved, threads: int):
 
 
 def run(
-    config: Config, threads: int, repeats: Repeats, out: Path, standin_size: str, home, steps: int, pipeline_runs: int
+    config: core.Config,
+    threads: int,
+    repeats: core.Repeats,
+    out: Path,
+    standin_size: str,
+    home,
+    steps: int,
+    pipeline_runs: int,
 ) -> list[dict]:
     """Two results: `sd-unet-step` (s per UNet call, CFG batch 2) and `sd-pipeline` (s per
     image: text encoder, `steps` denoising steps, VAE decoder). An OpenVINO configuration's process
@@ -74,17 +71,17 @@ def run(
     from pipelines.sources.resolve import resolve
     from pipelines.tasks.sd import SDRunner, image_size
 
-    settings = bench_settings(config, threads, standin_size, home)
+    settings = core.bench_settings(config, threads, standin_size, home)
     spec = spec_for(config)
     t0 = time.perf_counter()
     if config.backend == "OpenVINO":
-        runtime = bench_runtime(settings)
+        runtime = core.bench_runtime(settings)
         runner = SDRunner((spec,), runtime)
         variant = runner.default_variant
         resolved = variant.resolved
         height, width = variant.height, variant.width
         unet = _ov_unet(resolved.ir_dir, height, width, runtime)
-        weights = weights_mib(resolved.ir_dir)
+        weights = core.weights_mib(resolved.ir_dir)
 
         def generate(n: int):
             request = runner.check(PROMPT, "", n, GUIDANCE, SEED, runner.default)
@@ -95,7 +92,7 @@ def run(
         pipe = _torch_pipeline(resolved, threads)
         unet = pipe.unet.eval()
         height, width = image_size(resolved)
-        weights = weights_mib(resolved.torch_ref)
+        weights = core.weights_mib(resolved.torch_ref)
 
         def generate(n: int):
             return pipe(
@@ -126,25 +123,27 @@ def run(
     def unet_step():
         noise[:] = [_first(unet(sample, timestep, encoder_hidden_states=hidden))]
 
-    with autocast(config), context:
-        step_samples = measure(unet_step, repeats)
+    with core.autocast(config), context:
+        step_samples = core.measure(unet_step, repeats)
         generate(1)  # warms the text encoder, scheduler and VAE decoder
-        image_samples = measure(lambda: images.append(generate(steps)), Repeats(0, pipeline_runs, repeats.budget_s))
+        image_samples = core.measure(
+            lambda: images.append(generate(steps)), core.Repeats(0, pipeline_runs, repeats.budget_s)
+        )
 
     common = {"source": resolved.source.value, "weights_mib": weights, "load_s": load_s, "size": f"{width}x{height}"}
     return [
-        row(
+        core.row(
             "sd-unet-step",
             config,
             step_samples,
             1,
             "s",
             cfg_batch=2,
-            output=save_output(out, "sd-unet-step", config.name, noise[0]),
+            output=core.save_output(out, "sd-unet-step", config.name, noise[0]),
             output_kind="tensor",
             **common,
         ),
-        row(
+        core.row(
             "sd-pipeline",
             config,
             image_samples,
@@ -152,7 +151,7 @@ def run(
             "s",
             steps=steps,
             guidance_scale=GUIDANCE,
-            output=save_output(out, "sd-pipeline", config.name, images[-1]),
+            output=core.save_output(out, "sd-pipeline", config.name, images[-1]),
             output_kind="image",
             **common,
         ),

@@ -192,7 +192,7 @@ def connect(
     return event
 
 
-def show_side_by_side(
+def two_columns(
     event,
     shown: Readout,
     first: gr.components.Component,

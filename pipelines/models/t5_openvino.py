@@ -26,7 +26,7 @@ ENCODER, DECODER = "openvino_encoder_model.xml", "openvino_decoder_model.xml"
 DECODER_UNCACHED = "decoder not cacheable: the CPU plugin cannot load back its state-init subgraphs"
 
 
-def greedy_only(who: str, do_sample: bool, num_beams: int) -> None:
+def greedy_only(who: str, do_sample: bool = False, num_beams: int = 1) -> None:
     """ValueError unless the decoding asked for is greedy (what this loop and its remote twin do)."""
     if do_sample or num_beams != 1:
         raise ValueError(f"{who} decodes greedily: do_sample=False and num_beams=1 only.")
@@ -131,17 +131,10 @@ class OVT5Greedy(CompiledIR):
         return self._step().copy()
 
     def generate(
-        self,
-        input_ids,
-        attention_mask,
-        max_new_tokens: int,
-        min_new_tokens: int = 0,
-        do_sample: bool = False,
-        num_beams: int = 1,
-        on_token=None,
+        self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0, on_token=None, **decoding
     ) -> np.ndarray:
         """Greedy decoding; `on_token(tokens)` (the ids so far, after the start token) after each new token."""
-        greedy_only(type(self).__name__, do_sample, num_beams)
+        greedy_only(type(self).__name__, **decoding)
         eos = self.config["eos_token_id"]
         self._start(input_ids, attention_mask)
         tokens = [self.config["decoder_start_token_id"]]

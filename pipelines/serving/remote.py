@@ -309,16 +309,9 @@ class RemoteT5Greedy:
             return (int.from_bytes(np.random.default_rng().bytes(3), "little") << 40) | next(self._sequences)
 
     def generate(
-        self,
-        input_ids,
-        attention_mask,
-        max_new_tokens: int,
-        min_new_tokens: int = 0,
-        do_sample: bool = False,
-        num_beams: int = 1,
-        on_token=None,
+        self, input_ids, attention_mask, max_new_tokens: int, min_new_tokens: int = 0, on_token=None, **decoding
     ) -> np.ndarray:
-        greedy_only("The remote T5 decoder", do_sample, num_beams)
+        greedy_only("The remote T5 decoder", **decoding)
         calls = self.server.calls()
         if not calls.fallback:
             spent = calls.round_trip_s

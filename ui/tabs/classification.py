@@ -8,7 +8,7 @@ from pipelines.core.checks import MAX_TEXT_CHARS
 from pipelines.tasks.classification import Classifier
 from ui.common import handle_errors
 from ui.embed import Fields
-from ui.scaffold import answer, banner, connect, controls, readout, show_side_by_side
+from ui.scaffold import answer, banner, connect, controls, readout, two_columns
 
 EXAMPLES = [
     ["I absolutely loved this film; the cast is wonderful.", ""],
@@ -44,5 +44,5 @@ def classification_tab(classifier: Classifier) -> Fields:
     event = connect(
         run.button, classify, [text, labels, run.backend], [output, shown.timing], shown, api_name="classify"
     )
-    show_side_by_side(event, shown, output, pytorch, "Scores")
+    two_columns(event, shown, output, pytorch, "Scores")
     return {"text": text, "labels": labels, "backend": run.backend}

@@ -11,19 +11,10 @@ from pipelines.core.images import side_by_side as beside
 from pipelines.core.protocol import Backend
 from pipelines.models.pose import save_presets
 from pipelines.tasks.controlnet import PoseRunner
+from ui import scaffold
 from ui.common import generated_file, handle_errors, image_input, latency_line, runs_of
 from ui.embed import Fields
-from ui.scaffold import (
-    answer,
-    answer_in_steps,
-    banner,
-    connect,
-    controls,
-    diffusion_inputs,
-    image_fields,
-    readout,
-    show_side_by_side,
-)
+from ui.scaffold import answer, answer_in_steps, banner, connect, controls, readout, two_columns
 
 GENERATION_GROUP = "pose-generation"
 DETECTION_GROUP = "pose-detection"
@@ -105,7 +96,7 @@ def pose_tab(runner: PoseRunner) -> Fields:
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, value=EXAMPLE_PROMPTS[0])
             negative = gr.Textbox(label="Negative prompt", max_length=MAX_PROMPT_CHARS, value=NEGATIVE)
-            knobs = diffusion_inputs(steps=runner.spec.defaults.get("steps", 20))
+            knobs = scaffold.diffusion_inputs(steps=runner.spec.defaults.get("steps", 20))
             new_seed = gr.Button("🎲 New seed", size="sm")
             run = controls("Generate", stoppable=True)
         with gr.Column():
@@ -136,6 +127,6 @@ def pose_tab(runner: PoseRunner) -> Fields:
         concurrency_id=GENERATION_GROUP,
         concurrency_limit=1,
     )
-    show_side_by_side(event, shown, output, None, output.label)
+    two_columns(event, shown, output, None, output.label)
     new_seed.click(lambda: secrets.randbelow(MAX_SEED + 1), None, knobs.seed, api_visibility="private")
-    return image_fields(prompt, negative, knobs, run)
+    return scaffold.image_fields(prompt, negative, knobs, run)

@@ -9,16 +9,7 @@ from pipelines.core.images import side_by_side as beside
 from pipelines.tasks.sd import SDRunner
 from ui.common import generated_file, handle_errors
 from ui.embed import Fields
-from ui.scaffold import (
-    answer_in_steps,
-    banner,
-    connect,
-    controls,
-    diffusion_inputs,
-    image_fields,
-    readout,
-    show_side_by_side,
-)
+from ui.scaffold import answer_in_steps, banner, connect, controls, diffusion_inputs, image_fields, readout, two_columns
 
 CONCURRENCY_ID = "image-generation"
 """Image generation has its own queue: the text tabs keep answering while an image is made."""
@@ -104,7 +95,7 @@ def sd_tab(runner: SDRunner) -> Fields:
         concurrency_id=CONCURRENCY_ID,
         concurrency_limit=1,
     )
-    show_side_by_side(event, shown, image, None, image.label)
+    two_columns(event, shown, image, None, image.label)
     variant.change(
         select_variant,
         [variant],

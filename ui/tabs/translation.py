@@ -9,7 +9,7 @@ from pipelines.core.protocol import Backend
 from pipelines.tasks.translation import LANGUAGES, MAX_NEW_TOKENS, Translator
 from ui.common import handle_errors, number_input
 from ui.embed import Fields
-from ui.scaffold import answer_in_steps, banner, connect, controls, readout, show_side_by_side
+from ui.scaffold import answer_in_steps, banner, connect, controls, readout, two_columns
 
 EXAMPLES = [
     ["The weather is lovely today, so we are going for a walk by the river.", "French"],
@@ -66,5 +66,5 @@ def translation_tab(translator: Translator) -> Fields:
         shown,
         api_name="translate",
     )
-    show_side_by_side(event, shown, output, pytorch, "Translation")
+    two_columns(event, shown, output, pytorch, "Translation")
     return {"text": text, "lang": language, "tokens": max_new, "backend": run.backend}
