@@ -22,6 +22,7 @@ def main() -> None:
         repo_type="space",
         folder_path=Path(__file__).resolve().parent.parent,
         ignore_patterns=IGNORE,
+        delete_patterns=["*"],  # files the Space has that this checkout no longer has (moved modules) go
         commit_message=f"Sync from {os.environ.get('GITHUB_SHA', 'local checkout')[:12]}",
     )
 

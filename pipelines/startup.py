@@ -147,7 +147,7 @@ def classifier_served(task: Classifier, services: Services) -> Classifier:
 def sd_served(task: SDRunner, services: Services) -> SDRunner:
     need = lambda request: baseline_mb(task.default_variant.resolved)  # one checkpoint for every variant
     # The variant's folder is resolved (built, if it must be) here first, and not compiled: the worker finds it.
-    before = lambda request: task.resolve(request.variant)
+    before = lambda request: task.resolve_variant(request.variant)
     side = _in_worker(services, torch_sd, tuple(task.specs.values()), need_mb=need, before=before)
     return task.with_pytorch_elsewhere(side)
 

@@ -1,6 +1,6 @@
 """What an OpenVINO Model Server repository of this app holds, and how its models are called.
 
-Written by `ovms_repo` (`python -m pipelines.scale_out`), served by OpenVINO Model Server or by
+Written by `scale_out.repository` (`python -m pipelines.scale_out`), served by OpenVINO Model Server or by
 `kserve_server`, called by `remote`: one owner of the names.
 
     DIR/config.json                 model_config_list (+ mediapipe_config_list, monitoring)

@@ -5,7 +5,7 @@ written into a hypothesis ("This text is about {label}."). Cosine similarities
 become scores with a softmax at scale 20, the temperature all-MiniLM-L6-v2 was
 trained with (MultipleNegativesRankingLoss), so scores sum to 1 over the labels.
 Each text runs at its own token count (no padding; the IR has a dynamic sequence length),
-identically on both backends, which take and return numpy arrays (see `models`). The label
+identically on both backends, which take and return numpy arrays (see `models.text`). The label
 hypotheses are embedded in one batched call and kept per label and backend, so a request that
 repeats its labels costs one text embedding on either backend; the timing says how many came
 from that cache.

@@ -183,6 +183,7 @@ class SDRunner(TwoBackends):
         self._resolver = resolver
         self.budget = budget
         self.variants: dict[str, SDVariant] = {}
+        self._resolved: dict[str, ResolvedModel] = {}
         self.failures: dict[str, str] = {}
         self.lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -217,10 +218,7 @@ class SDRunner(TwoBackends):
                 return self.variants[variant]
             spec = self.specs[variant]
             logger.info("loading Stable Diffusion variant %s (%s)", variant, spec.key)
-            try:
-                resolved = self._resolver(spec, self.settings)
-            except Exception as exc:
-                raise self._failed(variant, exc) from exc
+            resolved = self._resolve(variant)
             admitted = contextlib.nullcontext()
             if self._optional(variant):  # about the IR read, and the plugin's copy of the weights
                 need = 1.5 * (weights_mb(resolved.ir_dir) or 0.0)
@@ -236,17 +234,26 @@ class SDRunner(TwoBackends):
             self._hold(variant)
             return self.variants[variant]
 
-    def resolve(self, variant: str) -> ResolvedModel:
+    def resolve_variant(self, variant: str) -> ResolvedModel:
         """`variant`'s folder, built first when it must be, and not compiled: what a PyTorch request in the
-        worker process needs here (the worker then finds it built, and this process compiles nothing)."""
+        worker process needs here (the worker then finds it built, and this process compiles nothing).
+        Resolved once for all such requests."""
         variant = self.check_variant(variant)
         if (loaded := self.variants.get(variant)) is not None:
             return loaded.resolved
+        if (found := self._resolved.get(variant)) is not None:
+            return found
         with self._load_lock:
-            try:
-                return self._resolver(self.specs[variant], self.settings)
-            except Exception as exc:
-                raise self._failed(variant, exc) from exc
+            return self._resolved.get(variant) or self._resolve(variant)
+
+    def _resolve(self, variant: str) -> ResolvedModel:
+        """`variant` resolved now (a compile always resolves again: the folder may have changed); the caller
+        holds `_load_lock`."""
+        try:
+            found = self._resolved[variant] = self._resolver(self.specs[variant], self.settings)
+        except Exception as exc:
+            raise self._failed(variant, exc) from exc
+        return found
 
     def _optional(self, variant: str) -> bool:
         """Whether the budget may drop `variant` (every one but the default, when there is a budget)."""

@@ -29,7 +29,7 @@ from PIL import Image
 
 from pipelines.core.images import MAX_UPLOAD_BYTES
 from pipelines.core.protocol import ask
-from tests.support.http import call_raw, rss_bytes, upload_raw
+from tests.support.raw_http import call_raw, rss_bytes, upload_raw
 
 REPO = Path(__file__).resolve().parents[2]
 POSE = REPO / "assets" / "poses" / "standing.png"

@@ -24,6 +24,7 @@ from pipelines.scale_out.kserve_server import launch
 from pipelines.serving.remote import REMOTE, ModelServer, RemoteError
 from pipelines.serving.runtime import Runtime
 from pipelines.startup import start
+from pipelines.tasks.classification import ClassificationTiming
 from ui.common import latency_line
 
 TIMEOUT_S = 1.0
@@ -362,7 +363,7 @@ def test_server_time_is_left_out_when_other_clients_share_the_server(remote, ser
     model = dual.model(Backend.OPENVINO)  # begins the request's accounting
     model(**inputs)
     other.infer("minilm-sst2", {k: inputs[k] for k in dual.ov.input_names}, ["logits"])
-    timing = dual.timing(Backend.OPENVINO, 1.0)
+    timing = dual.timing(Backend.OPENVINO, 1.0, ClassificationTiming, task="sentiment", tokens=1, truncated=False)
     assert timing["server_ms"] is None and "shared with other clients" in timing["server_ms_note"]
     assert timing["remote_calls"] == 1
 

@@ -24,7 +24,7 @@ from gradio_client.exceptions import AppError
 from pipelines.core.protocol import Backend
 from pipelines.serving.worker import Recipe, TorchWorker, serve
 from tests.support import worker_tasks
-from tests.support.http import call_raw, rss_bytes, upload_raw
+from tests.support.raw_http import call_raw, rss_bytes, upload_raw
 from ui.guard import MAX_REQUEST_BYTES, SESSIONS
 
 TRAFFIC = Path(__file__).resolve().parents[1] / "support" / "visitor_traffic.py"

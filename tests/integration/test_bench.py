@@ -21,7 +21,7 @@ def test_one_command_runs_each_configuration_in_its_own_process(settings, tmp_pa
     worker process, outputs are compared with PyTorch fp32, and the three files are written. The
     OpenVINO configuration is the build the app serves on this machine's CPU."""
     out = tmp_path / "bench"
-    app = report.app_builds()["classification"]["config"]
+    app = report.app_builds(home=settings.home)["classification"]["config"]  # the home the run reads
     argv = ["--quick", "--standin-size", "tiny", "--home", str(settings.home), "--threads", "2", "--out", str(out)]
     document = cli.main([*argv, "--workloads", "classification", "--configs", "pytorch-fp32", app])
     rows = {(r["workload"], r["config"]): r for r in document["results"]}
