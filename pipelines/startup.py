@@ -1,5 +1,6 @@
-"""Startup: resolve and compile every OpenVINO model before the app takes requests; and, for the
-PyTorch worker, the same tasks with their PyTorch side only (`torch_*`)."""
+"""The composition root: resolve and compile every OpenVINO model before the app takes requests (`start`),
+one builder per tab for the task it serves (`Services.served`), and, for the PyTorch worker, the same tasks
+with their PyTorch side only (`torch_*`, passed to it in a `Recipe`)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class Services:
     """Where the text models' OpenVINO inference runs (`Settings.ovms_url`); None: here."""
     tuner: Tuner | None = None
     """How each text model's build was chosen on this machine (`pipelines.tuning`): its table per model."""
+
     @cached_property
     def served(self) -> Served:
         """The task each tab runs: the ones below, with their PyTorch requests sent to the worker when there
