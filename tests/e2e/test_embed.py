@@ -1,4 +1,5 @@
-"""A URL opens one tab with its inputs filled (`ui.embed`), and 'Measure on this machine' (`ui.measure`)."""
+"""'Measure on this machine' (`ui.measure`) on the app's own text tasks; the deep links are in
+`tests/unit/test_deep_links.py`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""A URL opens one tab with its inputs filled (`ui.embed`), and "Measure on this machine" (`ui.measure`),
-on plain components."""
+"""A URL opens one tab with its inputs filled (`ui.embed`), on plain components: what it names is filled, what
+an input does not accept is left as it was, an unknown tab changes nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import pytest
 from ui.embed import coerce, prefill
 
 SLUGS = ["translation", "classification", "system"]
-
-
 SKIP = gr.skip()  # an input left as it was
 
 
